@@ -1,0 +1,44 @@
+"""The project's own files agree with each other: one dependency list, the documented commands exist."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import yaml  # comes with JupyterLab (jupyter-events)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_environment_yml_installs_the_project_and_lists_nothing_else():
+    spec = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = [dep for dep in spec["dependencies"] if isinstance(dep, str)]
+    pip = [dep for dep in spec["dependencies"] if isinstance(dep, dict)]
+    assert [dep for dep in conda if dep.split("=")[0] not in {"python", "pip"}] == [], "list dependencies in pyproject"
+    assert pip == [{"pip": ["-e .[dev]"]}]
+
+
+def test_every_dependency_says_why_it_is_there():
+    lines = (ROOT / "pyproject.toml").read_text().splitlines()
+    deps = [line for line in lines if re.match(r'\s+"[a-zA-Z][\w.\-\[\]]*[<>=]', line)]
+    assert deps and all("#" in line for line in deps)
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=\[]", d)[0] for d in meta["dependencies"] + meta["optional-dependencies"]["dev"]}
+    assert {"jupyterlab", "boto3", "moto", "docker", "matplotlib", "nbval", "fastapi"} <= names
+
+
+def test_readme_shows_the_two_commands_and_ci_runs_exactly_the_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "make lab" in readme and "make test" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^\s*(exec\s+)?make test\b", ci, flags=re.M)
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("lab", "test", "execute"):
+        assert re.search(rf"^{target}:", makefile, flags=re.M), target
+
+
+def test_shell_scripts_parse():
+    for script in (ROOT / "scripts" / "system.sh", ROOT / ".ci" / "run"):
+        subprocess.run(["bash", "-n", str(script)], check=True)
