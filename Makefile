@@ -10,6 +10,7 @@ LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 # Jupyter refuses to run as root unless told that it is meant.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 PYTEST_ARGS ?=
+LAB_ARGS ?=
 
 .PHONY: setup lab test check lint execute clean distclean
 
@@ -29,7 +30,7 @@ setup: $(STAMP) $(LAB_SETTINGS)
 lab: setup
 	bash scripts/system.sh -- $(BIN)/jupyter lab $(ROOT_FLAG) \
 	  --ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$(CURDIR)" \
-	  --LabApp.default_url=/lab/tree/notebooks/00-start-here.ipynb
+	  --LabApp.default_url=/lab/tree/notebooks/00-start-here.ipynb $(LAB_ARGS)
 
 ## test: system parts (as root), then unit tests, every notebook under nbval, and lint
 test: setup

@@ -27,6 +27,8 @@ from helpers.display import Table, show_markdown
 
 STRICT_VARIABLE = "CLOUDNOTES_STRICT"
 REGISTRY_VARIABLE = "CLOUDNOTES_REGISTRY"
+# Comma-separated features to treat as absent, to see (and test) how a notebook behaves without them.
+WITHOUT_VARIABLE = "CLOUDNOTES_WITHOUT"
 
 
 class MissingFeature(RuntimeError):
@@ -332,10 +334,18 @@ HOW_TO_GET = {
 }
 
 
+def hidden() -> set[str]:
+    """Features that ``CLOUDNOTES_WITHOUT`` asks to treat as absent (``all`` hides every one)."""
+    names = {n.strip() for n in os.environ.get(WITHOUT_VARIABLE, "").split(",") if n.strip()}
+    return set(PROBES) if "all" in names else names
+
+
 def probe(name: str) -> Check:
     """Probe one feature by name (see :data:`PROBES`)."""
     if name not in PROBES:
         raise ValueError(f"unknown feature {name!r}; known: {', '.join(PROBES)}")
+    if name in hidden():
+        return Check(name, False, f"treated as absent because {WITHOUT_VARIABLE} names it")
     return PROBES[name]()
 
 

@@ -1,0 +1,56 @@
+"""The suite's rules, run in a pytest of their own: unmet needs skip, except in strict mode where they fail."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+from helpers import env
+
+
+@pytest.fixture
+def docker_notebook(tmp_path):
+    notebook = new_notebook(metadata={"requires": ["docker"], "summary": "needs docker",
+                                      "kernelspec": {"name": "python3", "display_name": "Python 3"}})
+    cell = new_code_cell('print("hello")', execution_count=1)
+    cell.outputs = [new_output("stream", name="stdout", text="hello\n")]
+    notebook.cells = [cell]
+    path = tmp_path / "01.1-needs-docker.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+def _pytest(path, **variables):
+    environment = {k: v for k, v in os.environ.items() if k != env.STRICT_VARIABLE} | variables
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "helpers.pytest_needs", "-p", "no:cacheprovider", "--nbval",
+         "--nbval-current-env", "-rs", str(path)],
+        cwd=path.parent, env=environment, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_a_notebook_whose_needs_are_absent_is_skipped_with_the_reason(docker_notebook):
+    done = _pytest(docker_notebook, CLOUDNOTES_WITHOUT="docker")
+    assert done.returncode == 0, done.stdout
+    assert "1 skipped" in done.stdout
+    assert "01.1-needs-docker.ipynb needs what this machine lacks: docker" in done.stdout
+
+
+def test_strict_mode_turns_the_skip_into_a_failure(docker_notebook):
+    done = _pytest(docker_notebook, CLOUDNOTES_WITHOUT="docker", CLOUDNOTES_STRICT="1")
+    assert done.returncode == 1, done.stdout
+    assert "1 failed" in done.stdout or "1 error" in done.stdout  # a setup-time failure counts as an error
+    assert "strict mode (CLOUDNOTES_STRICT=1) allows no skips" in done.stdout
+
+
+def test_with_its_needs_met_the_notebook_runs_and_its_output_is_compared(docker_notebook):
+    done = _pytest(docker_notebook, CLOUDNOTES_WITHOUT="", CLOUDNOTES_STRICT="0")
+    if not env.probe("docker").ok:
+        pytest.skip("no Docker engine here, so the notebook's need cannot be met")
+    assert done.returncode == 0, done.stdout
+    assert "1 passed" in done.stdout

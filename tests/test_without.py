@@ -1,0 +1,27 @@
+"""Every notebook runs to the end on a machine that has none of what it needs, explaining what is missing."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from helpers import catalog, env
+
+NOTEBOOKS = catalog.notebooks()
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda n: n.path.name)
+def test_runs_to_the_end_with_every_feature_absent(notebook, monkeypatch):
+    monkeypatch.delenv(env.STRICT_VARIABLE, raising=False)
+    monkeypatch.setenv(env.WITHOUT_VARIABLE, "all")
+    nb = nbformat.read(notebook.path, as_version=4)
+    client = NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(notebook.path.parent)}})
+    client.execute()  # raises CellExecutionError on any error outside a raises-exception cell
+    shown = "\n".join(
+        str(output.get("text", "")) + str(output.get("data", {}).get("text/markdown", ""))
+        for cell in nb.cells if cell.cell_type == "code" for output in cell.outputs
+    )
+    if notebook.requires:
+        assert "cannot run live here" in shown
