@@ -38,7 +38,7 @@ test: setup
 
 check: lint
 	$(BIN)/python -m pytest -p no:cacheprovider --nbval --nbval-current-env \
-	  --nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout=900 $(PYTEST_ARGS)
+	  --nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout=900 --durations=8 $(PYTEST_ARGS)
 
 lint:
 	$(BIN)/ruff check helpers tests notebooks conftest.py

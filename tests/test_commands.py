@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -35,9 +36,17 @@ def _status(url: str) -> int:
         return error.code
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_make_lab_serves_jupyterlab_on_loopback_with_a_token():
+    port = _free_port()
     lab = subprocess.Popen(
-        ["make", "--no-print-directory", "lab", "LAB_ARGS=--ServerApp.port=0 --no-browser"], cwd=ROOT,
+        ["make", "--no-print-directory", "lab",
+         f"LAB_ARGS=--ServerApp.port={port} --ServerApp.port_retries=0 --no-browser"], cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         env=os.environ | {"SYSTEM": "0"},
     )
@@ -48,7 +57,7 @@ def test_make_lab_serves_jupyterlab_on_loopback_with_a_token():
             line = lab.stdout.readline()
             if not line:
                 break
-            found = re.search(r"(http://127\.0\.0\.1:[1-9]\d*)/lab\S*\?token=(\w+)", line)
+            found = re.search(rf"(http://127\.0\.0\.1:{port})/lab\S*\?token=(\w+)", line)
             if found:
                 url = found
         assert url, "JupyterLab did not print its URL"
