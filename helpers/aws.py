@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +117,8 @@ def _set_env(updates: dict[str, str | None]) -> dict[str, str | None]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    # urllib builds its default opener once, with the proxies of that moment: make it read them again.
+    urllib.request.install_opener(None)
     return saved
 
 

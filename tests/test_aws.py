@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import ipaddress
 import os
 import sys
+import threading
 import urllib.error
 import urllib.request
 
@@ -106,6 +108,23 @@ def test_a_request_moto_does_not_catch_is_stopped_on_loopback(real_credentials, 
         urllib.request.urlopen("https://s3.amazonaws.com/", timeout=5)
     assert network_log, "the request should have tried the loopback proxy"
     assert all(_is_loopback(address) for _, address in network_log)
+
+
+def test_after_stop_local_requests_work_again(real_credentials):
+    """The guard's proxy settings must not outlive the backend (urllib caches its opener)."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        aws.start("moto")
+        with pytest.raises(urllib.error.URLError):
+            urllib.request.urlopen("http://example.com/", timeout=5)
+        aws.stop()
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/", timeout=5) as reply:
+            assert reply.status == 200
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_moto_server_answers_on_loopback_and_keeps_its_log_out_of_output(real_credentials, network_log, capfd):
