@@ -1,3 +1,3 @@
 """The suite's shared rules live in a plugin, so that tests can load it into a pytest of their own."""
 
-pytest_plugins = ["helpers.pytest_needs"]
+pytest_plugins = ["helpers.pytest_rules"]

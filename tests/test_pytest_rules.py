@@ -1,10 +1,14 @@
-"""The suite's rules, run in a pytest of their own: unmet needs skip, except in strict mode where they fail."""
+"""The suite's rules, run in a pytest of their own: unmet needs skip (in strict mode they fail), and a notebook
+that leaves something behind is an error."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -13,22 +17,25 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from helpers import env
 
 
-@pytest.fixture
-def docker_notebook(tmp_path):
-    notebook = new_notebook(metadata={"requires": ["docker"], "summary": "needs docker",
+def _write(path, source, requires=(), stdout=""):
+    notebook = new_notebook(metadata={"requires": list(requires), "summary": path.stem,
                                       "kernelspec": {"name": "python3", "display_name": "Python 3"}})
-    cell = new_code_cell('print("hello")', execution_count=1)
-    cell.outputs = [new_output("stream", name="stdout", text="hello\n")]
+    cell = new_code_cell(source, execution_count=1)
+    cell.outputs = [new_output("stream", name="stdout", text=stdout)] if stdout else []
     notebook.cells = [cell]
-    path = tmp_path / "01.1-needs-docker.ipynb"
     nbformat.write(notebook, path)
     return path
+
+
+@pytest.fixture
+def docker_notebook(tmp_path):
+    return _write(tmp_path / "01.1-needs-docker.ipynb", 'print("hello")', requires=["docker"], stdout="hello\n")
 
 
 def _pytest(path, **variables):
     environment = {k: v for k, v in os.environ.items() if k != env.STRICT_VARIABLE} | variables
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "helpers.pytest_needs", "-p", "no:cacheprovider", "--nbval",
+        [sys.executable, "-m", "pytest", "-p", "helpers.pytest_rules", "-p", "no:cacheprovider", "--nbval",
          "--nbval-current-env", "-rs", str(path)],
         cwd=path.parent, env=environment, capture_output=True, text=True, timeout=120,
     )
@@ -54,3 +61,25 @@ def test_with_its_needs_met_the_notebook_runs_and_its_output_is_compared(docker_
         pytest.skip("no Docker engine here, so the notebook's need cannot be met")
     assert done.returncode == 0, done.stdout
     assert "1 passed" in done.stdout
+
+
+def test_a_notebook_that_leaves_a_folder_and_a_process_behind_is_an_error(tmp_path):
+    pid_file = tmp_path / "pid"
+    source = (
+        "import subprocess, tempfile\n"
+        "tempfile.mkdtemp(prefix='cloudnotes-forgotten-')\n"
+        "server = subprocess.Popen(['sleep', '60'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(server.pid))"
+    )
+    path = _write(tmp_path / "01.2-leaky.ipynb", source)
+    try:
+        done = _pytest(path, CLOUDNOTES_WITHOUT="")
+        assert done.returncode == 1, done.stdout
+        assert "01.2-leaky.ipynb left things behind after its kernel stopped" in done.stdout
+        assert "scratch folders: cloudnotes-forgotten-" in done.stdout
+        assert f"orphaned processes: pid {pid_file.read_text()} (sleep)" in done.stdout
+    finally:
+        for folder in Path(tempfile.gettempdir()).glob("cloudnotes-forgotten-*"):
+            folder.rmdir()
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)

@@ -1,0 +1,69 @@
+"""A pytest plugin with the suite's rules for notebooks run under nbval (loaded by the root conftest.py).
+
+- A notebook whose ``requires`` (its metadata) are not met on this machine is skipped, with the reason.
+- In strict mode (``CLOUDNOTES_STRICT=1``, as in CI) nothing may be skipped: a missing need, or any other
+  skip, is reported as a failure.
+- A notebook must leave nothing behind: what exists after its kernel has stopped is compared with what
+  existed before it started (see :mod:`helpers.leftovers`), and anything new is an error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import catalog, env, leftovers
+
+
+def _notebook(item: pytest.Item | None) -> Path | None:
+    if item is None:
+        return None
+    path = Path(str(item.path))
+    return path if path.suffix == ".ipynb" else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    absent: dict[Path, str] = {}
+    for item in items:
+        path = _notebook(item)
+        if path is None:
+            continue
+        if path not in absent:
+            needs = catalog.read(path).requires
+            absent[path] = "; ".join(f"{c.name} ({c.detail})" for c in env.missing(needs))
+        if absent[path]:
+            item.add_marker(pytest.mark.skip(reason=f"{path.name} needs what this machine lacks: {absent[path]}"))
+
+
+_before: dict[Path, leftovers.Snapshot] = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> object:
+    path = _notebook(item)
+    if path is not None and path not in _before and not item.get_closest_marker("skip"):
+        _before[path] = leftovers.snapshot()  # before nbval starts the notebook's kernel
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    result = yield  # the last cell's teardown also stops the notebook's kernel
+    path = _notebook(item)
+    if path is not None and path in _before and _notebook(nextitem) != path:
+        left = leftovers.new_since(_before.pop(path))
+        if left:
+            found = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in left.items())
+            raise AssertionError(f"{path.name} left things behind after its kernel stopped: {found}")
+    return result
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    outcome = yield
+    report = outcome.get_result()
+    if env.strict() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"strict mode ({env.STRICT_VARIABLE}=1) allows no skips: {reason}"
