@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
+from html.parser import HTMLParser
 from typing import Any
 
 
@@ -92,3 +93,45 @@ def show_markdown(text: str) -> None:
         print(text)
     else:
         display(Markdown(text))
+
+
+class _VisibleText(HTMLParser):
+    """Collects the text a browser would show (no scripts, styles or tags)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in {"script", "style", "head"}:
+            self._hidden += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in {"script", "style", "head"}:
+            self._hidden -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden and data.strip():
+            self.parts.append(" ".join(data.split()))
+
+
+class Page:
+    """A whole HTML page shown inside a notebook: in a sandboxed frame in JupyterLab (so its styles cannot
+    leak into the notebook), and as its visible text in plain renders."""
+
+    def __init__(self, page: str, height: int = 320):
+        self.page = page
+        self.height = height
+
+    def text(self) -> str:
+        parser = _VisibleText()
+        parser.feed(self.page)
+        return " | ".join(parser.parts)
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_html_(self) -> str:
+        return (f'<iframe srcdoc="{html.escape(self.page, quote=True)}" sandbox="" '
+                f'style="width:100%;height:{self.height}px;border:1px solid #ddd;border-radius:4px"></iframe>')

@@ -229,6 +229,13 @@ def _registry() -> Check:
     return Check("registry", False, "no registry running and no registry program (docker-registry) installed")
 
 
+def _netem() -> Check:
+    from helpers.net import netem_available
+
+    ok, detail = netem_available()
+    return Check("netem", ok, detail)
+
+
 def _chromium() -> Check:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)
@@ -249,6 +256,7 @@ PROBES: dict[str, Callable[[], Check]] = {
     "busybox": _busybox,
     "debootstrap": _debootstrap,
     "registry": _registry,
+    "netem": _netem,
     "chromium": _chromium,
 }
 
@@ -264,6 +272,7 @@ DESCRIPTIONS = {
     "busybox": "a static busybox",
     "debootstrap": "debootstrap (makes a Debian root file system)",
     "registry": "a local image registry",
+    "netem": "network delay (tc netem)",
     "chromium": "Chromium (browser tests)",
 }
 
@@ -325,6 +334,12 @@ HOW_TO_GET = {
         "macOS": "With Docker Desktop and Docker Hub reachable: `docker run -d -p 127.0.0.1:5000:5000 registry:2`, "
         "then set CLOUDNOTES_REGISTRY=127.0.0.1:5000.",
         "Windows": "As on macOS, from a WSL 2 shell.",
+    },
+    "netem": {
+        "Linux": "Run as root with iproute2 installed on a kernel with the sch_netem module "
+        "(`sudo modprobe sch_netem`); without it the lesson adds the delay in the server instead.",
+        "macOS": "Not available: the lesson adds the delay in the server instead.",
+        "Windows": "Inside WSL 2 as root, if its kernel has netem; otherwise the server adds the delay.",
     },
     "chromium": {
         "Linux": "`sudo apt-get install chromium`.",

@@ -36,3 +36,11 @@ def test_apply_style_sets_the_palette():
     plots.apply_style()
     assert mpl.rcParams["axes.prop_cycle"].by_key()["color"][0] == plots.PALETTE[0]
     assert mpl.rcParams["axes.spines.top"] is False
+
+
+def test_page_shows_visible_text_and_frames_the_html():
+    page = display.Page("<html><head><style>body{color:red}</style><title>T</title></head>"
+                        "<body><h1>Users</h1><p>Ada &amp; Alan</p><script>x()</script></body></html>")
+    assert repr(page) == "Users | Ada & Alan"
+    framed = page._repr_html_()
+    assert framed.startswith("<iframe srcdoc=") and "&lt;h1&gt;Users" in framed and 'sandbox=""' in framed
