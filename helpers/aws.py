@@ -194,12 +194,34 @@ def start(name: str | None = None) -> Backend:
     return _current
 
 
+def enforce_iam(on: bool = True) -> None:
+    """Make moto check every request against IAM, as AWS does (or stop checking).
+
+    With enforcement on, a request must be signed with the keys of an IAM user (or the temporary
+    credentials of an assumed role) that moto knows, and it succeeds only if that identity's policies
+    allow it; otherwise it fails with AccessDenied. Create at least one administrator user and its access
+    keys *before* turning it on: the default fake credentials belong to nobody. Real AWS always enforces,
+    so on the ``aws`` backend this does nothing. ``stop()`` turns enforcement off again.
+    """
+    if _current is None:
+        raise BackendError("start a backend first")
+    if _current.name == "aws":
+        return
+    from moto import settings
+
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0 if on else float("inf")
+
+
 def stop() -> None:
     """Stop the running backend (its data is gone) and restore the environment it changed."""
     global _current
     backend, _current = _current, None
     if backend is None:
         return
+    if backend.name != "aws":
+        from moto import settings
+
+        settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")  # enforcement is process-wide in moto
     if backend._mock is not None:
         backend._mock.stop()
     if backend._server is not None:

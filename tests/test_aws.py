@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import ipaddress
+import json
 import os
 import sys
 import threading
@@ -168,3 +169,21 @@ def test_use_stops_even_after_an_error(real_credentials):
         boto3.client("s3").get_object(Bucket="missing", Key="nothing")
     assert aws.current() is None
     assert os.environ["AWS_ACCESS_KEY_ID"] == REAL_LOOKING["AWS_ACCESS_KEY_ID"]
+
+
+def test_iam_enforcement_denies_what_no_policy_allows_and_stop_turns_it_off(real_credentials):
+    aws.start("moto")
+    iam = boto3.client("iam")
+    iam.create_user(UserName="reader")
+    iam.put_user_policy(UserName="reader", PolicyName="list-only", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="reader")["AccessKey"]
+    boto3.client("s3").create_bucket(Bucket="enforced")
+    reader = boto3.client("s3", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+    aws.enforce_iam(True)
+    assert [b["Name"] for b in reader.list_buckets()["Buckets"]] == ["enforced"]
+    with pytest.raises(ClientError, match="AccessDenied"):
+        reader.put_object(Bucket="enforced", Key="x", Body=b"x")
+    aws.stop()
+    from moto import settings
+    assert settings.INITIAL_NO_AUTH_ACTION_COUNT == float("inf")
