@@ -21,6 +21,7 @@ import botocore.session
 import httpx
 import pytest
 import uvicorn
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from fastapi.testclient import TestClient
 
@@ -472,3 +473,27 @@ def test_end_to_end_over_http_with_moto_server():
     assert users.json() == repo_json("users.json")["users"]
     assert "GET /course-data/lab2/users.json -> 200" in log
     assert not any("secret.json" in line and line.startswith("GET") for line in log)
+
+
+def _user_with_policy(iam, name: str, statements: list[dict]):
+    iam.create_user(UserName=name)
+    if statements:
+        iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": statements}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return boto3.client("s3", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+
+
+def test_with_iam_enforced_a_read_only_identity_serves_everything_and_a_powerless_one_gets_502(s3):
+    iam = boto3.client("iam")
+    reader = _user_with_policy(iam, "lab2-app", [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/{PREFIX}*"}])
+    nobody = _user_with_policy(iam, "nobody", [])
+    aws.enforce_iam(True)
+    with TestClient(lab2.create_app(BUCKET, s3=reader)) as app:
+        assert [app.get(route).status_code for route in ALL_DATA_ROUTES] == [200] * len(ALL_DATA_ROUTES)
+    with pytest.raises(ClientError, match="AccessDenied"):
+        reader.put_object(Bucket=BUCKET, Key=PREFIX + "users.json", Body=b"{}")
+    with TestClient(lab2.create_app(BUCKET, s3=nobody)) as app:
+        refused = app.get("/api/users")
+    assert refused.status_code == 502 and "S3 refused access to lab2/users.json" in refused.json()["detail"]

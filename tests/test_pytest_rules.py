@@ -3,6 +3,7 @@ that leaves something behind is an error."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -68,7 +69,7 @@ def test_a_notebook_that_leaves_a_folder_and_a_process_behind_is_an_error(tmp_pa
     source = (
         "import subprocess, tempfile\n"
         "tempfile.mkdtemp(prefix='cloudnotes-forgotten-')\n"
-        "server = subprocess.Popen(['sleep', '60'])\n"
+        "server = subprocess.Popen(['sleep', '60'], start_new_session=True)\n"
         f"open({str(pid_file)!r}, 'w').write(str(server.pid))"
     )
     path = _write(tmp_path / "01.2-leaky.ipynb", source)
@@ -82,4 +83,5 @@ def test_a_notebook_that_leaves_a_folder_and_a_process_behind_is_an_error(tmp_pa
         for folder in Path(tempfile.gettempdir()).glob("cloudnotes-forgotten-*"):
             folder.rmdir()
         if pid_file.exists():
-            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
