@@ -1,7 +1,8 @@
 """What a notebook might leave behind, recorded before and after it runs.
 
 A notebook here must clean up after itself: no containers, images, volumes, networks or swarm; no
-servers still listening; no mounts; no scratch folders; no orphaned processes. ``snapshot()`` records
+servers still listening; no mounts, cgroups or network namespaces; no scratch folders; no orphaned
+processes. ``snapshot()`` records
 all of those; ``new_since(before)`` lists what appeared since. The test suite checks every notebook
 this way, and a notebook's cleanup cell can do the same.
 """
@@ -33,6 +34,23 @@ def _mounts() -> set[str]:
     except OSError:
         return set()
     return {" ".join(line.split()[:3]) for line in lines}
+
+
+def _cgroups() -> set[str]:
+    """The collection's own cgroups (named cloudnotes-*), in every hierarchy, v1 or v2."""
+    root = Path("/sys/fs/cgroup")
+    if not root.is_dir():
+        return set()
+    found = set()
+    for pattern in ("cloudnotes-*", "*/cloudnotes-*", "*/*/cloudnotes-*", "*/*/*/cloudnotes-*"):
+        found |= {str(p.relative_to(root)) for p in root.glob(pattern) if p.is_dir()}
+    return found
+
+
+def _network_namespaces() -> set[str]:
+    """Named network namespaces (ip netns add NAME creates /run/netns/NAME)."""
+    folder = Path("/run/netns")
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
 
 
 def _listening_ports() -> set[str]:
@@ -93,6 +111,8 @@ def snapshot() -> Snapshot:
         "scratch folders": _scratch_folders(),
         "mounts": _mounts(),
         "listening ports": _listening_ports(),
+        "cgroups": _cgroups(),
+        "network namespaces": _network_namespaces(),
         "orphaned processes": _orphans() if os.path.isdir("/proc/1") else set(),
         **_docker(),
     }
