@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,12 +120,26 @@ def snapshot() -> Snapshot:
     return Snapshot({kind: frozenset(names) for kind, names in things.items()})
 
 
-def new_since(before: Snapshot, after: Snapshot | None = None) -> dict[str, list[str]]:
-    """What exists now (or in ``after``) that did not exist in ``before``, by kind; empty when clean."""
-    after = after or snapshot()
+def _added(before: Snapshot, after: Snapshot) -> dict[str, list[str]]:
     added = {}
     for kind, names in after.things.items():
         extra = sorted(names - before.things.get(kind, frozenset()))
         if extra:
             added[kind] = extra
     return added
+
+
+def new_since(before: Snapshot, after: Snapshot | None = None, settle: float = 0.0) -> dict[str, list[str]]:
+    """What exists now (or in ``after``) that did not exist in ``before``, by kind; empty when clean.
+
+    With ``settle`` seconds, things that are only on their way out are given that long to go: a container's
+    shim process or a killed child that its new parent has not reaped yet is not a leftover.
+    """
+    if after is not None:
+        return _added(before, after)
+    deadline = time.monotonic() + settle
+    while True:
+        added = _added(before, snapshot())
+        if not added or time.monotonic() >= deadline:
+            return added
+        time.sleep(0.2)

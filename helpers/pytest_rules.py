@@ -52,7 +52,7 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     result = yield  # the last cell's teardown also stops the notebook's kernel
     path = _notebook(item)
     if path is not None and path in _before and _notebook(nextitem) != path:
-        left = leftovers.new_since(_before.pop(path))
+        left = leftovers.new_since(_before.pop(path), settle=5.0)
         if left:
             found = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in left.items())
             raise AssertionError(f"{path.name} left things behind after its kernel stopped: {found}")
