@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NOTEBOOKS ?= notebooks/*.ipynb
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+LAB_WORKSPACES := $(VENV)/share/jupyter/lab/workspaces
+# The workspace JupyterLab opens at /lab: the start notebook open, the file browser at the repository root.
+LAB_WORKSPACE := $(LAB_WORKSPACES)/default-37a8.jupyterlab-workspace
 # Jupyter refuses to run as root unless told that it is meant.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 PYTEST_ARGS ?=
@@ -24,13 +27,17 @@ $(LAB_SETTINGS): scripts/lab-overrides.json $(STAMP)
 	@mkdir -p $(dir $@)
 	cp $< $@
 
-setup: $(STAMP) $(LAB_SETTINGS)
+$(LAB_WORKSPACE): scripts/lab-workspace.json $(STAMP)
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+setup: $(STAMP) $(LAB_SETTINGS) $(LAB_WORKSPACE)
 
 ## lab: open JupyterLab on this repository (127.0.0.1, with a token), starting the Docker daemon if needed
 lab: setup
 	bash scripts/system.sh -- $(BIN)/jupyter lab $(ROOT_FLAG) \
 	  --ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$(CURDIR)" \
-	  --LabApp.default_url=/lab/tree/notebooks/00-start-here.ipynb $(LAB_ARGS)
+	  --LabApp.workspaces_dir="$(CURDIR)/$(LAB_WORKSPACES)" $(LAB_ARGS)
 
 ## test: system parts (as root), then unit tests, every notebook under nbval, and lint
 test: setup
