@@ -18,8 +18,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -48,23 +46,15 @@ class Lab:
     """``jupyter lab`` on 127.0.0.1, serving the repository, with the app object exposed to scripts."""
 
     def __init__(self, root: Path = catalog.ROOT, timeout: float = 90):
-        self.port, self.token = net.free_port(), secrets.token_hex(24)
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.token = secrets.token_hex(24)
         jupyter = Path(sys.prefix) / "bin" / "jupyter"
-        argv = [str(jupyter), "lab", "--no-browser", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+        argv = [str(jupyter), "lab", "--no-browser", "--ServerApp.port={port}", "--ServerApp.port_retries=0",
                 "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={self.token}",
                 "--LabApp.expose_app_in_browser=True", f"--LabApp.workspaces_dir={self._workspaces()}"]
         if os.geteuid() == 0:
             argv.append("--allow-root")
-        OUT_DIR.mkdir(parents=True, exist_ok=True)
-        with open(OUT_DIR / "jupyterlab.log", "wb") as log:
-            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
-        try:
-            net.wait_for_url(f"{self.url}/api", timeout=timeout, process=self.process)
-        except BaseException:
-            self.stop()
-            raise
+        self.server = net.Server(argv, ready_path="/api", log=OUT_DIR / "jupyterlab.log", timeout=timeout)
+        self.url = self.server.url
 
     @staticmethod
     def _workspaces() -> Path:
@@ -81,14 +71,8 @@ class Lab:
         return f"{self.url}{path}?token={self.token}" + (f"&{parameters}" if parameters else "")
 
     def stop(self) -> None:
-        """Stop the server; on SIGTERM it shuts its kernels down first."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        """Stop the server by its process id; on SIGTERM it shuts its kernels down first."""
+        self.server.stop(timeout=30)
 
     def __enter__(self) -> Lab:
         return self

@@ -237,11 +237,10 @@ def _netem() -> Check:
 
 
 def _chromium() -> Check:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return Check("chromium", True, path)
-    return Check("chromium", False, "no Chromium or Chrome on PATH")
+    from helpers.browser import chromium_path
+
+    path = chromium_path()
+    return Check("chromium", path is not None, path or "no Chromium or Chrome on PATH")
 
 
 PROBES: dict[str, Callable[[], Check]] = {
