@@ -1,0 +1,147 @@
+"""helpers.bench: the statistics, the timing harness, process memory, the recorded and published figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import bench, env
+from helpers.bench import BenchError, Timing, percentile
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_root_namespaces = pytest.mark.skipif(not (env.probe("root").ok and env.probe("namespaces").ok),
+                                           reason="needs root and namespaces")
+
+
+def test_percentile_interpolates_between_ranks():
+    assert percentile([5, 1, 3], 50) == 3
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+    assert percentile(list(range(101)), 95) == 95
+    assert percentile([7], 95) == 7
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_timing_summary_and_ratio_round_trip():
+    timing = Timing("x", "x rung", [1.0, 2.0, 3.0, 10.0], warmup=2, hyperfine_median_ms=2.0, check_median_ms=2.5)
+    assert (timing.min, timing.median) == (1.0, 2.5)
+    assert timing.p95 == pytest.approx(8.95)
+    assert timing.ratio == 1.25
+    data = timing.to_dict()
+    assert data["runs"] == 4 and data["median_ms"] == 2.5
+    assert Timing.from_dict(json.loads(json.dumps(data))) == timing
+    assert Timing("y", "y", [1.0], 0).ratio is None
+
+
+def test_time_command_counts_runs_not_warmups_and_measures_a_known_sleep():
+    calls = []
+    samples = bench.time_command(["sleep", "0.05"], runs=3, warmup=2, on_run=lambda: calls.append(1))
+    assert len(samples) == 3 and len(calls) == 3
+    assert all(45 <= ms < 1000 for ms in samples), samples  # at least the sleep, and not absurdly more
+
+
+def test_a_failing_or_missing_command_is_a_clear_error():
+    with pytest.raises(BenchError, match="exit status 1"):
+        bench.time_command(["false"], runs=2, warmup=1)
+    with pytest.raises(BenchError, match="not installed"):
+        bench.time_command(["no-such-command-here"], runs=1, warmup=0)
+    with pytest.raises(BenchError, match="did not finish"):
+        bench.time_command(["sleep", "5"], runs=1, warmup=1, timeout=0.2)
+
+
+def test_time_call_excludes_warmups():
+    seen = []
+    samples = bench.time_call(lambda: seen.append(time.sleep(0.01)), runs=2, warmup=1)
+    assert len(seen) == 3 and len(samples) == 2 and min(samples) >= 9
+
+
+def test_time_subcommand_prints_samples_as_json():
+    done = subprocess.run([sys.executable, "-m", "helpers.bench", "time", "--runs", "4", "--warmup", "1", "--",
+                           "true"], capture_output=True, text=True, cwd=ROOT, timeout=60, check=True)
+    samples = json.loads(done.stdout)
+    assert len(samples) == 4 and all(isinstance(ms, float) and ms > 0 for ms in samples)
+
+
+@pytest.mark.skipif(shutil.which("hyperfine") is None, reason="hyperfine is not installed")
+def test_hyperfine_agrees_with_the_harness_on_a_sleep(tmp_path):
+    (median,) = bench.hyperfine([["sleep", "0.05"]], runs=3, warmup=1, folder=tmp_path)
+    assert 45 <= median < 1000
+    assert not list(tmp_path.iterdir())  # its report file was read and removed
+
+
+def test_descendants_and_memory_of_a_process_tree():
+    parent = subprocess.Popen(["sh", "-c", "sleep 30 & wait"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 5
+        while len(bench.descendants(parent.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        tree = bench.descendants(parent.pid)
+        assert tree[0] == parent.pid and len(tree) == 2
+        assert bench.rss_kib(tree[1]) > 0 and 0 < bench.pss_kib(tree[1]) <= bench.rss_kib(tree[1])
+    finally:
+        os.killpg(parent.pid, 9)
+        parent.wait()
+    assert bench.rss_kib(parent.pid) == 0 and bench.pss_kib(parent.pid) == 0  # gone: 0, not an error
+
+
+def test_progress_writes_one_line_per_step_label_in_a_log(capsys):
+    progress = bench.Progress(4)
+    for label in ("a", "a", "b", "b"):
+        progress.step(label)
+    progress.close()
+    assert capsys.readouterr().err.splitlines() == ["[bench] 1/4 a", "[bench] 3/4 b", "[bench] 4/4 b"]
+    silent = bench.Progress(2, enabled=False)
+    silent.step("x")
+    assert capsys.readouterr().err == ""
+
+
+def test_the_command_line_refuses_to_overwrite_results(tmp_path):
+    out = tmp_path / "results.json"
+    out.write_text("{}")
+    done = subprocess.run([sys.executable, "-m", "helpers.bench", "--out", str(out)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 2 and "--force" in done.stderr
+    assert out.read_text() == "{}"
+
+
+@needs_root_namespaces
+def test_crun_prefix_hides_only_the_v2_mount_in_its_own_namespace():
+    if not bench.cgroup_hybrid():
+        pytest.skip("not a hybrid cgroup layout: crun runs without the prefix")
+    inside = subprocess.run([*bench.private_mounts_without_unified(), "cat", "/proc/self/mounts"],
+                            capture_output=True, text=True, check=True, timeout=30).stdout
+    assert bench.HYBRID_HINT not in inside
+    assert os.path.ismount(bench.HYBRID_HINT)  # the host still has it
+
+
+def test_recorded_results_are_complete_and_ordered():
+    results = bench.load_recorded()
+    startup = {row["key"]: row for row in results["startup"]}
+    assert {"process", "namespaces", "runc", "docker", "docker-sdk", "docker-bridge", "vm"} <= set(startup)
+    medians = [startup[key]["median_ms"] for key in ("process", "namespaces", "docker", "vm")]
+    assert medians == sorted(medians)
+    for row in startup.values():
+        assert row["runs"] == len(row["samples_ms"]) >= 4
+        assert row["min_ms"] <= row["median_ms"] <= row["p95_ms"]
+    for key in ("process", "namespaces"):
+        assert startup[key]["ratio"] is not None
+    assert {"cpu", "cores", "kernel", "accelerator"} <= set(results["machine"])
+    assert {row["kind"] for row in results["scale"]} == {"container", "vm"}
+    assert results["unavailable"] == {}
+
+
+def test_published_figures_each_have_a_source():
+    figures = bench.load_published()
+    ids = [figure["id"] for figure in figures]
+    assert len(ids) == len(set(ids))
+    assert {"firecracker-start", "lightvm-boot", "crun-100-true", "runc-100-true", "docker-run"} <= set(ids)
+    for figure in figures:
+        assert figure["value"] > 0 and figure["unit"] in {"ms", "s", "MiB", "MB"}
+        assert figure["url"].startswith(("https://", "http://")) and figure["source"] and figure["quote"]
