@@ -556,3 +556,34 @@ def tree_size(path: Path) -> int:
             if stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):
                 total += info.st_size
     return total
+
+
+def limits_of(pid: int) -> dict[str, str]:
+    """The memory and process-count limits the kernel applies to ``pid``, read from its cgroup's own files.
+
+    How a cell checks that ``docker run --memory 32m --pids-limit 10`` really wrote the limits: find the
+    process's group in /proc/PID/cgroup, then read ``memory.limit_in_bytes`` and ``pids.max`` (v1) or
+    ``memory.max`` and ``pids.max`` (v2) there. Keys are the file paths, values their contents.
+    """
+    found: dict[str, str] = {}
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    if cgroup_version() == "v2":
+        path = next(line.split(":", 2)[2] for line in lines if line.startswith("0::"))
+        folder = CGROUP_ROOT / path.lstrip("/")
+        wanted = [folder / "memory.max", folder / "pids.max"]
+    else:
+        mounts = _v1_mounts()
+        wanted = []
+        for line in lines:
+            _, names, path = line.split(":", 2)
+            for controller, filename in (("memory", "memory.limit_in_bytes"), ("pids", "pids.max")):
+                if controller in names.split(",") and controller in mounts:
+                    mountpoint, mounted = mounts[controller]
+                    relative = path[len(mounted):] if path.startswith(mounted) and mounted != "/" else path
+                    wanted.append(mountpoint / relative.lstrip("/") / filename)
+    for file in wanted:
+        try:
+            found[str(file)] = file.read_text().strip()
+        except OSError:
+            pass
+    return found

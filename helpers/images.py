@@ -144,23 +144,31 @@ def wheels(requirements: Path, python_version: str = "3.11", platform: str = "ma
 
 @dataclass
 class Build:
-    """One ``docker build``: each step with whether the build cache answered it, the time, the image."""
+    """One ``docker build``: each step's instruction and state, the time it took, the image.
+
+    A step's state is "cached" (the build cache answered it), "built" (it ran), or "parent" (``FROM``, which
+    takes the parent image's layers as they are).
+    """
 
     tag: str
-    steps: list[tuple[str, bool]]
+    steps: list[tuple[str, str]]
     seconds: float
     image: Any = field(repr=False, default=None)
 
     @property
+    def states(self) -> list[str]:
+        return [state for _, state in self.steps]
+
+    @property
     def cached(self) -> int:
-        return sum(hit for _, hit in self.steps)
+        return self.states.count("cached")
 
 
 def build(client: Any, folder: Path, tag: str, dockerfile: str = "Dockerfile") -> Build:
     """Build like ``docker build -t TAG -f DOCKERFILE FOLDER``, reading the daemon's step-by-step log."""
     import docker
 
-    steps: list[tuple[str, bool]] = []
+    steps: list[tuple[str, str]] = []
     start = time.perf_counter()
     for chunk in client.api.build(path=str(folder), tag=tag, dockerfile=dockerfile, rm=True, forcerm=True,
                                   decode=True):
@@ -168,9 +176,10 @@ def build(client: Any, folder: Path, tag: str, dockerfile: str = "Dockerfile") -
             raise docker.errors.BuildError(chunk["error"].strip(), [])
         line = chunk.get("stream", "").strip()
         if line.startswith("Step "):
-            steps.append((line.split(" : ", 1)[1], False))
+            instruction = line.split(" : ", 1)[1]
+            steps.append((instruction, "parent" if instruction.upper().startswith("FROM ") else "built"))
         elif line == "---> Using cache" and steps:
-            steps[-1] = (steps[-1][0], True)
+            steps[-1] = (steps[-1][0], "cached")
     return Build(tag, steps, time.perf_counter() - start, client.images.get(tag))
 
 

@@ -31,6 +31,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when ``port`` can be bound on ``host`` now (so that a lesson can use the port its text names)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def wait_for_url(url: str, timeout: float = 20, process: subprocess.Popen | None = None) -> None:
     """Poll ``url`` until it answers (any HTTP status), or raise TimeoutError / RuntimeError."""
     deadline = time.monotonic() + timeout
@@ -58,8 +68,8 @@ def time_request(url: str) -> float:
 class Server:
     """A command serving HTTP on 127.0.0.1, run as a child process and stopped by its PID.
 
-    ``argv`` may contain ``{port}``, replaced by a free port. Its output goes to a log file, not to the
-    notebook. Use it in a ``with`` block, or call ``stop()`` in the cleanup cell.
+    ``argv`` and the values of ``env`` may contain ``{port}``, replaced by a free port. Its output goes to a
+    log file, not to the notebook. Use it in a ``with`` block, or call ``stop()`` in the cleanup cell.
     """
 
     def __init__(self, argv: Sequence[str], ready_path: str = "/", cwd: str | os.PathLike | None = None,
@@ -70,7 +80,8 @@ class Server:
         self.log_path = Path(log) if log else None
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
-            self.process = subprocess.Popen(self.argv, cwd=cwd, env={**os.environ, **(env or {})},
+            extra = {name: value.replace("{port}", str(self.port)) for name, value in (env or {}).items()}
+            self.process = subprocess.Popen(self.argv, cwd=cwd, env={**os.environ, **extra},
                                             stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             start_new_session=True)
         finally:

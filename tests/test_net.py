@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -20,6 +21,14 @@ def test_server_answers_on_loopback_and_stops_by_pid(tmp_path):
     assert not server.running()
     with pytest.raises(OSError):
         net.time_request(server.url)
+
+
+def test_server_passes_its_port_through_the_environment_too(tmp_path):
+    (tmp_path / "index.html").write_text("hello")
+    script = ("import os, sys; os.execv(sys.executable, "
+              "[sys.executable, '-m', 'http.server', os.environ['PORT'], '--bind', '127.0.0.1'])")
+    with net.Server([sys.executable, "-c", script], cwd=tmp_path, env={"PORT": "{port}"}) as server:
+        assert net.time_request(server.url + "/index.html") < 5
 
 
 def test_server_that_dies_at_once_is_a_clear_error():
@@ -62,3 +71,12 @@ def test_link_delay_is_real_where_netem_exists_and_cleaned_up_where_it_does_not(
         with pytest.raises(subprocess.CalledProcessError):
             net.DelayedLink(one_way_ms=20)
     assert "cn-edge" not in _links_and_namespaces() and "cloudnotes" not in _links_and_namespaces()
+
+
+def test_port_is_free_tells_a_taken_port_from_a_free_one():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        assert not net.port_is_free(taken)
+    assert net.port_is_free(net.free_port())

@@ -54,7 +54,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 # Paths are resolved from this file, not from the working directory, so the app works wherever uvicorn starts.
 HERE = Path(__file__).resolve().parent
 TEMPLATES_DIR = HERE / "templates"
-REPO_DATA_DIR = Path(__file__).resolve().parents[3] / "data"  # lab1 -> labs -> notebooks -> repository root
+# In the repository: lab1 -> labs -> notebooks -> repository root. Copied elsewhere (a container image, say),
+# the folder may have fewer parents: then data/ beside the app, unless LAB1_DATA_DIR says otherwise.
+REPO_DATA_DIR = HERE.parents[2] / "data" if len(HERE.parents) > 2 else HERE / "data"
 DATA_DIR = Path(os.environ["LAB1_DATA_DIR"]) if os.environ.get("LAB1_DATA_DIR") else REPO_DATA_DIR
 
 USERS_FILE = "users.json"  # {"users": [...]}
