@@ -12,7 +12,7 @@
 # Without root (a laptop with Docker Desktop, say) it uses what is already running and starts nothing.
 set -euo pipefail
 
-PACKAGES=(docker.io qemu-system-x86 busybox-static debootstrap chromium docker-registry iproute2 cpio hyperfine crun)
+PACKAGES=(docker.io qemu-system-x86 qemu-user-static busybox-static debootstrap chromium docker-registry iproute2 cpio hyperfine crun)
 install=0
 while [ $# -gt 0 ]; do
   case "$1" in
