@@ -1,0 +1,168 @@
+"""The plumbing of lesson 04.1: a single-node Docker swarm that the notebook creates and removes, and ways to
+watch the orchestrator converge.
+
+Swarm mode is the orchestrator built into the Docker engine. Like Kubernetes, it keeps a declared desired
+state (a *service*: this image, this many replicas, this update policy) and runs a reconcile loop that
+compares it with what runs and acts on the difference. The notebook drives it with the Docker SDK; this
+module only starts and stops the swarm, waits for conditions, and turns tasks and events into rows.
+
+    with Swarm(client) as swarm:       # docker swarm init (unless one is already active); leave at the end
+        ...
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConvergenceError(RuntimeError):
+    """The swarm did not reach the expected state in time; the message says what it had reached."""
+
+
+class Swarm:
+    """A single-node swarm on 127.0.0.1, left again by :meth:`close` if this object created it.
+
+    Leaving a swarm leaves two networks behind (``ingress`` goes with the swarm, ``docker_gwbridge``
+    stays): :meth:`close` removes the ones that were not there before.
+    """
+
+    def __init__(self, client: Any, advertise_addr: str = "127.0.0.1"):
+        self.client = client
+        self.created = False
+        self.networks_before = {network.name for network in client.networks.list()}
+        if client.info().get("Swarm", {}).get("LocalNodeState") != "active":
+            client.swarm.init(advertise_addr=advertise_addr, listen_addr=f"{advertise_addr}:2377")
+            self.created = True
+
+    @property
+    def node(self) -> Any:
+        return self.client.nodes.list()[0]
+
+    def close(self) -> None:
+        if not self.created:
+            return
+        self.client.swarm.leave(force=True)
+        self.created = False
+        for network in self.client.networks.list():
+            if network.name not in self.networks_before and network.name in ("docker_gwbridge", "ingress"):
+                network.remove()
+
+    def __enter__(self) -> Swarm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60, interval: float = 0.2) -> Any:
+    """Poll ``condition()`` until it returns something true, and return that; ConvergenceError on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise ConvergenceError(f"not reached within {timeout:g} s: {what}")
+        time.sleep(interval)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task (a replica's slot, filled by one container at a time) as the orchestrator reports it."""
+
+    slot: int
+    state: str  # what it is: new, pending, running, shutdown, failed, complete...
+    desired: str  # what the orchestrator wants it to be: running or shutdown
+    image: str
+    container: str
+    message: str
+    error: str
+    created: str
+    health: str = ""
+
+    @classmethod
+    def of(cls, task: dict[str, Any]) -> Task:
+        status = task.get("Status", {})
+        spec = task.get("Spec", {}).get("ContainerSpec", {})
+        return cls(task.get("Slot", 0), status.get("State", ""), task.get("DesiredState", ""),
+                   spec.get("Image", "").split("@")[0], status.get("ContainerStatus", {}).get("ContainerID", "")[:12],
+                   status.get("Message", ""), status.get("Err", ""), task.get("CreatedAt", ""))
+
+
+def tasks(service: Any) -> list[Task]:
+    """Every task of the service by slot, oldest first within a slot (as ``docker service ps SERVICE``)."""
+    return sorted((Task.of(task) for task in service.tasks()), key=lambda task: (task.slot, task.created))
+
+
+def running(service: Any, image: str | None = None) -> list[Task]:
+    """Tasks that are running and meant to be (optionally only those of ``image``)."""
+    return [task for task in tasks(service) if task.state == "running" and task.desired == "running"
+            and (image is None or task.image == image)]
+
+
+def converged(service: Any, replicas: int, image: str | None = None) -> list[Task]:
+    """The running tasks when exactly ``replicas`` run (of ``image``, if given) and none is on its way in or
+    out; else an empty list. One reading of the task list, so the answer and the tasks agree."""
+    live = [task for task in tasks(service) if task.desired == "running"]
+    settled = (len(live) == replicas and all(task.state == "running" for task in live)
+               and (image is None or all(task.image == image for task in live)))
+    return live if settled else []
+
+
+def container_of(client: Any, task: Task) -> Any:
+    """The Docker container that runs a task."""
+    return next(container for container in client.containers.list(all=True) if container.id.startswith(task.container))
+
+
+def update_state(service: Any) -> str:
+    """Where a rolling update or rollback stands: updating, completed, rollback_started, rollback_completed..."""
+    service.reload()
+    return service.attrs.get("UpdateStatus", {}).get("State", "")
+
+
+def rollback(service: Any) -> None:
+    """``docker service rollback``: go back to the previous specification (the SDK has no call for it)."""
+    done = subprocess.run(["docker", "service", "rollback", "--detach", service.name], capture_output=True,
+                          text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise ConvergenceError(f"docker service rollback failed: {done.stderr.strip()}")
+
+
+def describe(event: dict[str, Any]) -> str:
+    """One line for a daemon event: '<type> <action> <name>' (what the reconcile loop did)."""
+    attributes = event.get("Actor", {}).get("Attributes", {})
+    name = attributes.get("name") or attributes.get("com.docker.swarm.task.name") or event.get("id", "")[:12]
+    return f"{event.get('Type', '')} {event.get('Action', '')} {name}".strip()
+
+
+class EventLog:
+    """Collect the engine's events (``docker events``) in a background thread from now until :meth:`stop`.
+
+    The daemon keeps only its last few hundred events, and health checks add several a second, so a
+    query afterwards would miss the beginning: listening while it happens keeps every one.
+    """
+
+    def __init__(self, client: Any, types: tuple[str, ...] = ("container", "service")):
+        import threading
+
+        self.events: list[dict[str, Any]] = []
+        self._stream = client.events(decode=True, filters={"type": list(types)})
+        self._thread = threading.Thread(target=self._collect, daemon=True)
+        self._thread.start()
+
+    def _collect(self) -> None:
+        try:
+            for event in self._stream:
+                self.events.append(event)
+        except Exception:  # noqa: BLE001 - the stream ends with an error when stop() closes it
+            return
+
+    def stop(self) -> list[dict[str, Any]]:
+        """Stop listening; every event received."""
+        self._stream.close()
+        self._thread.join(timeout=5)
+        return list(self.events)
