@@ -1,0 +1,43 @@
+"""The course's key terms (``data/glossary.json``): a one-line definition in English and the term in Chinese,
+as the course notes were written in both. ``search("镜像")`` or ``search("layer")`` finds terms by any part."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from helpers.display import Table
+
+GLOSSARY = Path(__file__).resolve().parent.parent / "data" / "glossary.json"
+
+
+@cache
+def _data() -> dict[str, Any]:
+    return json.loads(GLOSSARY.read_text(encoding="utf-8"))
+
+
+def terms(lecture: int | None = None) -> list[dict[str, Any]]:
+    """Every term (of one lecture), sorted by lecture, then alphabetically."""
+    return [term for term in _data()["terms"] if lecture is None or term["lecture"] == lecture]
+
+
+def find(text: str) -> list[dict[str, Any]]:
+    """Terms whose English name, Chinese name or definition contains ``text`` (any case)."""
+    needle = text.strip().casefold()
+    if not needle:
+        raise ValueError("search for some text, for example search('namespace') or search('命名空间')")
+    return [term for term in terms()
+            if any(needle in term[key].casefold() for key in ("term", "chinese", "definition"))]
+
+
+def table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
+    return Table([(term["lecture"], term["term"], term["chinese"], term["definition"]) for term in rows],
+                 headers=("lecture", "term", "中文", "definition"), title=title)
+
+
+def search(text: str) -> Table:
+    """The matching terms as a table (empty with a title saying so when nothing matches)."""
+    found = find(text)
+    return table(found, title=f"{len(found)} term{'s' if len(found) != 1 else ''} matching {text!r}")
