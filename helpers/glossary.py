@@ -41,3 +41,27 @@ def search(text: str) -> Table:
     """The matching terms as a table (empty with a title saying so when nothing matches)."""
     found = find(text)
     return table(found, title=f"{len(found)} term{'s' if len(found) != 1 else ''} matching {text!r}")
+
+
+def search_box() -> Any:
+    """A text box that filters the whole glossary as you type (in JupyterLab); reads as one line elsewhere."""
+    import ipywidgets as widgets
+
+    class GlossaryBox(widgets.VBox):
+        def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
+            bundle = super()._repr_mimebundle_(**kwargs)
+            if bundle is not None:  # plain-text renders: a line, not the widget tree with every term in it
+                bundle["text/plain"] = f"Glossary search: {len(terms())} terms, filtered as you type in JupyterLab."
+            return bundle
+
+    box = widgets.Text(placeholder="a term, 中文, or any word of a definition")
+    found = widgets.HTML()
+
+    def show(change: Any = None) -> None:
+        text = box.value.strip()
+        shown = search(text) if text else table(terms(), f"all {len(terms())} terms")
+        found.value = shown._repr_html_()
+
+    box.observe(show, names="value")
+    show()
+    return GlossaryBox([box, found])

@@ -31,3 +31,12 @@ def test_search_finds_english_chinese_and_definitions_in_any_case():
     assert table.title.endswith("matching 'namespace'") and table.rows
     with pytest.raises(ValueError, match="search for some text"):
         glossary.find("  ")
+
+
+def test_the_search_box_filters_as_you_type_and_reads_as_one_line():
+    box = glossary.search_box()
+    text, found = box.children
+    assert found.value.count("<tr>") == len(glossary.terms()) + 1  # every term, plus the header row
+    text.value = "etcd"
+    assert "etcd" in found.value and found.value.count("<tr>") < 10
+    assert box._repr_mimebundle_()["text/plain"].startswith("Glossary search:")
