@@ -47,6 +47,9 @@ class Swarm:
             return
         self.client.swarm.leave(force=True)
         self.created = False
+        # leave returns before the engine's own report says so: wait, so that what follows sees no swarm
+        wait_for(lambda: self.client.info().get("Swarm", {}).get("LocalNodeState") == "inactive",
+                 "the swarm left", timeout=30)
         for network in self.client.networks.list():
             if network.name not in self.networks_before and network.name in ("docker_gwbridge", "ingress"):
                 network.remove()
@@ -114,8 +117,15 @@ def converged(service: Any, replicas: int, image: str | None = None) -> list[Tas
 
 
 def container_of(client: Any, task: Task) -> Any:
-    """The Docker container that runs a task."""
-    return next(container for container in client.containers.list(all=True) if container.id.startswith(task.container))
+    """The Docker container that runs a task (looked up by its id, not by listing: a listing can race with
+    the orchestrator removing another container)."""
+    return client.containers.get(task.container)
+
+
+def service_containers(client: Any, name: str) -> list[str]:
+    """Ids of the containers (running or not) of a service, from one listing call."""
+    found = client.api.containers(all=True, filters={"label": f"com.docker.swarm.service.name={name}"})
+    return [item["Id"] for item in found]
 
 
 def update_state(service: Any) -> str:
