@@ -247,7 +247,8 @@ def hyperfine(commands: Sequence[Sequence[str]], runs: int, warmup: int, folder:
 # --- memory of running processes -----------------------------------------------------------------------
 
 
-def _proc_kib(pid: int, filename: str, key: str) -> int:
+def proc_kib(pid: int, filename: str, key: str) -> int:
+    """A ``kB`` value from /proc/PID/FILENAME ("status", "VmHWM"; "smaps_rollup", "Pss"); 0 once it is gone."""
     try:
         text = Path(f"/proc/{pid}/{filename}").read_text()
     except OSError:
@@ -260,12 +261,12 @@ def _proc_kib(pid: int, filename: str, key: str) -> int:
 
 def rss_kib(pid: int) -> int:
     """Resident set size: every page of the process in RAM, shared ones counted in full."""
-    return _proc_kib(pid, "status", "VmRSS")
+    return proc_kib(pid, "status", "VmRSS")
 
 
 def pss_kib(pid: int) -> int:
     """Proportional set size: shared pages divided among the processes sharing them (sums to real use)."""
-    return _proc_kib(pid, "smaps_rollup", "Pss")
+    return proc_kib(pid, "smaps_rollup", "Pss")
 
 
 def descendants(pid: int) -> list[int]:
@@ -298,13 +299,8 @@ def _comm(pid: int) -> str:
 
 def pids_named(name: str) -> list[int]:
     """Processes whose command name (/proc/PID/comm) is ``name``: read only, to measure them."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() == name:
-                    found.append(int(entry.name))
-    return found
+    pids = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    return [pid for pid in pids if _comm(pid) == name]
 
 
 @dataclass
@@ -509,14 +505,13 @@ class Bench:
         if rung.key == "vm":
             from helpers.vm import boot
 
-            samples, last = [], None
+            samples = []
             for index in range(rung.warmup + rung.runs):
-                last = boot(self.assets)
+                result = boot(self.assets)
                 if index >= rung.warmup:
-                    samples.append(last.total_s * 1000)
+                    samples.append(result.total_s * 1000)
                     on_run()
-            self.last_boot = last
-            return samples, shlex.join(last.argv)
+            return samples, shlex.join(result.argv)
         command = shlex.join(rung.argv)
         if rung.prefix:  # the same harness, run in a child inside the prefix's namespace
             done = subprocess.run([*rung.prefix, sys.executable, "-m", "helpers.bench", "time", "--runs",

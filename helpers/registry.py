@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import platform
@@ -292,7 +291,6 @@ def can_run_foreign(arch: str = "arm64") -> tuple[bool, str]:
         return False, f"qemu-{qemu}-static is not installed (Debian package qemu-user-static)"
     if os.geteuid() != 0:
         return False, "registering an interpreter with binfmt_misc needs root"
-    with contextlib.suppress(OSError):
-        if not Path("/usr/share/binfmts", f"qemu-{qemu}").exists():
-            return False, f"no binfmt pattern for {arch} in /usr/share/binfmts"
+    if not Path("/usr/share/binfmts", f"qemu-{qemu}").exists():
+        return False, f"no binfmt pattern for {arch} in /usr/share/binfmts"
     return True, f"qemu-{qemu}-static through binfmt_misc"

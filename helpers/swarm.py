@@ -13,6 +13,7 @@ module only starts and stops the swarm, waits for conditions, and turns tasks an
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -157,8 +158,6 @@ class EventLog:
     """
 
     def __init__(self, client: Any, types: tuple[str, ...] = ("container", "service")):
-        import threading
-
         self.events: list[dict[str, Any]] = []
         self._stream = client.events(decode=True, filters={"type": list(types)})
         self._thread = threading.Thread(target=self._collect, daemon=True)

@@ -32,6 +32,8 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from helpers.bench import proc_kib
+
 # --- what is this machine? ----------------------------------------------------------------------
 
 # DMI vendor or product strings that firmware of well-known hypervisors reports.
@@ -640,21 +642,6 @@ def qemu_argv(assets: GuestAssets, accel: str, memory_mb: int = 256, cpus: int =
     return argv
 
 
-def _status_kib(pid: int, key: str) -> int | None:
-    """A ``kB`` value from /proc/PID/status (VmHWM, VmRSS...), None once the process is gone."""
-    for line in (_read(f"/proc/{pid}/status") or "").splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return None
-
-
-def _pss_kib(pid: int) -> int | None:
-    for line in (_read(f"/proc/{pid}/smaps_rollup") or "").splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1])
-    return None
-
-
 def _stop(process: subprocess.Popen) -> None:
     """Kill QEMU's process group (its own session) and reap it; safe to call on an exited process."""
     if process.poll() is None:
@@ -686,10 +673,10 @@ def _boot_once(argv: list[str], accel: str, timeout: float) -> tuple[BootResult 
                         key.data.extend(chunk)
                     else:  # end of file: QEMU closed this pipe
                         selector.unregister(key.fileobj)
-                peak = max(peak, _status_kib(process.pid, "VmHWM") or 0)  # sampled while QEMU lives
+                peak = max(peak, proc_kib(process.pid, "status", "VmHWM"))  # sampled while QEMU lives
                 if marker_s is None and f"{MARKER}\n".encode() in console.replace(b"\r", b""):
                     marker_s = time.perf_counter() - start
-                    pss = _pss_kib(process.pid)
+                    pss = proc_kib(process.pid, "smaps_rollup", "Pss") or None
                 if left <= 0:
                     failure = f"{'no marker' if marker_s is None else 'no power-off'} within {timeout:g} s"
         if not failure:
