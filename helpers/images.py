@@ -27,6 +27,9 @@ from typing import Any
 from helpers.containers import busybox_rootfs
 from helpers.workspace import Scratch
 
+# Every image the collection builds carries this label, and containers inherit their image's labels: the
+# suite's leftover check (helpers.leftovers) looks only at objects with it, never at a user's own.
+LABELS = {"cloudnotes": "course"}
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
@@ -52,7 +55,7 @@ def busybox_image(client: Any, tag: str, cmd: str = "sh") -> Any:
     with Scratch("image") as work:
         busybox_rootfs(work / "rootfs")
         (work / "Dockerfile").write_text(f'FROM scratch\nCOPY rootfs/ /\nCMD ["{cmd}"]\n')
-        image, _ = client.images.build(path=str(work.path), tag=tag, rm=True, forcerm=True)
+        image, _ = client.images.build(path=str(work.path), tag=tag, rm=True, forcerm=True, labels=LABELS)
     return image
 
 
@@ -88,7 +91,8 @@ def debian_tarball(suite: str = DEBIAN_SUITE, include: tuple[str, ...] = (), mir
 def import_tarball(client: Any, tarball: Path, tag: str, cmd: str) -> Any:
     """``docker import TARBALL TAG`` with a default command; return the SDK's Image."""
     repository, _, version = tag.rpartition(":")
-    client.api.import_image_from_file(str(tarball), repository=repository, tag=version, changes=[f'CMD ["{cmd}"]'])
+    changes = [f'CMD ["{cmd}"]', *(f'LABEL {key}="{value}"' for key, value in LABELS.items())]
+    client.api.import_image_from_file(str(tarball), repository=repository, tag=version, changes=changes)
     return client.images.get(tag)
 
 
@@ -171,7 +175,7 @@ def build(client: Any, folder: Path, tag: str, dockerfile: str = "Dockerfile") -
     steps: list[tuple[str, str]] = []
     start = time.perf_counter()
     for chunk in client.api.build(path=str(folder), tag=tag, dockerfile=dockerfile, rm=True, forcerm=True,
-                                  decode=True):
+                                  labels=LABELS, decode=True):
         if "error" in chunk:
             raise docker.errors.BuildError(chunk["error"].strip(), [])
         line = chunk.get("stream", "").strip()

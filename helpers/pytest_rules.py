@@ -4,7 +4,12 @@
 - In strict mode (``CLOUDNOTES_STRICT=1``, as in CI) nothing may be skipped: a missing need, or any other
   skip, is reported as a failure.
 - A notebook must leave nothing behind: what exists after its kernel has stopped is compared with what
-  existed before it started (see :mod:`helpers.leftovers`), and anything new is an error.
+  existed before it started (see :mod:`helpers.leftovers`), and anything new is an error. Only what the
+  notebook can have made is looked at: the test run's own process tree (it adopts orphaned descendants,
+  so a server the kernel left running is still seen) and Docker objects with the collection's label.
+- What each notebook printed in this run is kept as an executed copy (:mod:`helpers.executed`), and the
+  browser test runs after the notebooks, so that it can open those copies instead of running a slow
+  notebook a second time.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import catalog, env, leftovers
+from helpers import catalog, env, executed, leftovers
 
 
 def _notebook(item: pytest.Item | None) -> Path | None:
@@ -21,6 +26,15 @@ def _notebook(item: pytest.Item | None) -> Path | None:
         return None
     path = Path(str(item.path))
     return path if path.suffix == ".ipynb" else None
+
+
+_recorder = executed.Recorder()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    leftovers.adopt_orphans()
+    if config.getoption("nbval", default=False):
+        executed.clear()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -34,6 +48,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             absent[path] = "; ".join(f"{c.name} ({c.detail})" for c in env.missing(needs))
         if absent[path]:
             item.add_marker(pytest.mark.skip(reason=f"{path.name} needs what this machine lacks: {absent[path]}"))
+    # The browser test last: it opens the executed copies that the notebooks' own run leaves.
+    items.sort(key=lambda item: Path(str(item.path)).name == "test_browser.py")
 
 
 _before: dict[Path, leftovers.Snapshot] = {}
@@ -51,7 +67,10 @@ def pytest_runtest_setup(item: pytest.Item) -> object:
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> object:
     result = yield  # the last cell's teardown also stops the notebook's kernel
     path = _notebook(item)
+    if path is not None and _notebook(nextitem) != path and hasattr(item, "parent") and hasattr(item.parent, "nb"):
+        _recorder.finish(path, item.parent.nb)
     if path is not None and path in _before and _notebook(nextitem) != path:
+        leftovers.reap_adopted()
         left = leftovers.new_since(_before.pop(path), settle=5.0)
         if left:
             found = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in left.items())
@@ -63,6 +82,9 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
     outcome = yield
     report = outcome.get_result()
+    path = _notebook(item)
+    if path is not None and report.when == "call" and hasattr(item, "cell_num"):
+        _recorder.cell(path, item.cell_num, getattr(item, "test_outputs", None), report.duration, report.passed)
     if env.strict() and report.skipped and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import nbformat
@@ -78,10 +79,31 @@ def test_a_notebook_that_leaves_a_folder_and_a_process_behind_is_an_error(tmp_pa
         assert done.returncode == 1, done.stdout
         assert "01.2-leaky.ipynb left things behind after its kernel stopped" in done.stdout
         assert "scratch folders: cloudnotes-forgotten-" in done.stdout
-        assert f"orphaned processes: pid {pid_file.read_text()} (sleep)" in done.stdout
+        assert f"processes: pid {pid_file.read_text()} (sleep: sleep 60)" in done.stdout
     finally:
         for folder in Path(tempfile.gettempdir()).glob("cloudnotes-forgotten-*"):
             folder.rmdir()
         if pid_file.exists():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_processes_the_notebook_did_not_start_are_not_its_leftovers(tmp_path):
+    """Other work on the machine (here: a process this test starts while the notebook runs, as a container
+    runtime starts its shims) is outside the notebook's process tree, so it cannot fail the notebook."""
+    path = _write(tmp_path / "01.3-quiet.ipynb", "import time\ntime.sleep(3)")
+    inner = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "helpers.pytest_rules", "-p", "no:cacheprovider", "--nbval",
+         "--nbval-current-env", str(path)], cwd=tmp_path, stdout=subprocess.PIPE, text=True,
+        env={k: v for k, v in os.environ.items() if k != env.STRICT_VARIABLE} | {"CLOUDNOTES_WITHOUT": ""})
+    bystander = None
+    try:
+        time.sleep(1.5)  # the notebook's kernel is running now
+        bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        out, _ = inner.communicate(timeout=120)
+        assert inner.returncode == 0, out
+    finally:
+        inner.kill()
+        if bystander is not None:
+            bystander.kill()
+            bystander.wait()
