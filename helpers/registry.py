@@ -19,6 +19,8 @@ import shutil
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -280,6 +282,28 @@ class ForeignBinaries:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def emulation_suspended(arch: str = "arm64") -> Iterator[list[Path]]:
+    """For the ``with`` block, switch off every enabled binfmt_misc rule that runs ``arch`` programs (writing
+    ``0`` to it), and switch each back on (``1``) afterwards, even on an error.
+
+    On a machine where emulation is already set up (Docker Desktop, Debian's binfmt-support) a foreign
+    program would simply run; suspending the rule shows what a machine without it does, and leaves the
+    machine's own rule as it was. Yields the rules suspended (none where there were none)."""
+    qemu = QEMU_NAMES.get(arch, arch)
+    suspended = []
+    try:
+        for name in (f"qemu-{qemu}", f"cloudnotes-{qemu}"):
+            rule = BINFMT / name
+            if rule.exists() and rule.read_text().startswith("enabled"):
+                rule.write_text("0")
+                suspended.append(rule)
+        yield suspended
+    finally:
+        for rule in suspended:
+            rule.write_text("1")
 
 
 def can_run_foreign(arch: str = "arm64") -> tuple[bool, str]:

@@ -35,13 +35,15 @@ class Swarm:
         self.client = client
         self.created = False
         self.networks_before = {network.name for network in client.networks.list()}
-        if client.info().get("Swarm", {}).get("LocalNodeState") != "active":
+        self.state_before = client.info().get("Swarm", {}).get("LocalNodeState", "inactive")
+        if self.state_before != "active":
             client.swarm.init(advertise_addr=advertise_addr, listen_addr=f"{advertise_addr}:2377")
             self.created = True
 
     @property
     def node(self) -> Any:
-        return self.client.nodes.list()[0]
+        """This engine's own node (in a swarm of several, not just the first listed)."""
+        return self.client.nodes.get(self.client.info()["Swarm"]["NodeID"])
 
     def close(self) -> None:
         if not self.created:

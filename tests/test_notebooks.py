@@ -76,3 +76,68 @@ def test_links_between_notebooks_resolve(path):
     text = "".join("".join(c["source"]) for c in _load(path)["cells"] if c["cell_type"] == "markdown")
     for target in re.findall(r"\]\(([^)#\s]+\.ipynb)", text):
         assert (path.parent / target).exists(), f"broken link to {target}"
+
+
+def _machine_specific() -> dict[str, re.Pattern]:
+    """What a stored output must not contain: this machine's identity, in the forms a cell could print it."""
+    import os
+    import platform
+    import socket
+    import tempfile
+
+    here = [re.escape(text) for text in (platform.python_version(), os.uname().release, str(catalog.ROOT),
+                                         tempfile.gettempdir() + "/", str(Path.home()) + "/")]
+    host = socket.gethostname()
+    if len(host) >= 6:  # a short name ("vm", "box") is an ordinary word in a lesson
+        here.append(rf"\b{re.escape(host)}\b")
+    return {
+        "this machine's identity (Python, kernel, host name, paths)": re.compile("|".join(here)),
+        "a Python version": re.compile(r"\bPython \d\.\d+\.\d+|\bPython 3\.\d+\b(?! with)"),
+        "a kernel release": re.compile(r"\b\d+\.\d+\.\d+-\d+(-cloud)?-(amd64|arm64)\b|\b\d+\.\d+\.\d+-\w+-generic\b"),
+        "a hypervisor": re.compile(r"kvm_pvm|kvm_intel|kvm_amd|\btcg\b|\bKVM guest\b|inside a \w+ container"),
+        "a cgroup version": re.compile(r"\bcgroup v[12]\b|\bcgroup2\b|memory\.limit_in_bytes|memory\.max\b|"
+                                       r"cpu\.cfs_quota_us|cpu\.max\b"),
+        "an absolute scratch path": re.compile(r"(/var)?/tmp/[\w.-]+|/home/\w+|/root/"),
+    }
+
+
+def _output_text(output: dict) -> str:
+    if "text" in output:
+        return "".join(output["text"])
+    data = output.get("data", {})
+    return "".join("".join(value) if isinstance(value, list) else str(value)
+                   for kind, value in data.items() if kind.startswith("text/"))
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+def test_compared_outputs_name_nothing_of_the_machine_that_recorded_them(path):
+    """A compared output is what every machine prints: no versions, kernels, hypervisors, cgroup versions or
+    scratch paths (those go in nbval-ignore-output cells, followed by a cell that checks the invariant).
+    Question-bank text is exempt: it is the same everywhere."""
+    patterns = _machine_specific()
+    found = []
+    for index, cell in enumerate(_load(path)["cells"]):
+        source = "".join(cell.get("source", []))
+        if cell["cell_type"] != "code" or "nbval-ignore-output" in cell["metadata"].get("tags", []):
+            continue
+        if "quiz." in source:
+            continue
+        for output in cell.get("outputs", []):
+            text = _output_text(output)
+            for what, pattern in patterns.items():
+                match = pattern.search(text)
+                if match:
+                    found.append(f"cell {index}: {what}: {match.group(0)!r}")
+    assert not found, f"{path.name}: compared outputs that differ from machine to machine: " + "; ".join(found)
+
+
+def test_every_image_a_notebook_builds_carries_the_collection_label():
+    """The leftover check sees only labelled Docker objects: a build without the label would escape it."""
+    from helpers.images import LABELS
+
+    label = ", ".join(f'"{key}": "{value}"' for key, value in LABELS.items())
+    for path in PATHS:
+        for index, cell in enumerate(_code_cells(path)):
+            source = "".join(cell["source"])
+            for call in re.findall(r"client\.images\.build\((?:[^()]|\([^()]*\))*\)", source):
+                assert "labels=" in call, f"{path.name} code cell {index}: images.build without labels= ({label})"
