@@ -6,6 +6,11 @@ Chromium through Playwright, clears its outputs, runs all cells with JupyterLab'
 the kernel is idle, and reports what a student would see: how long Run All took, error outputs, plots that
 did not render, and whether a quiz widget answers a click. It saves a screenshot of the result.
 
+A notebook whose cells the suite's nbval run has just executed, and which is slow to run, need not run twice:
+given its executed copy (:mod:`helpers.executed`), :func:`run_notebook` opens that copy instead, checks what
+Lab renders of that very run's outputs (errors, plots), and runs its self-check cells live in Lab's kernel,
+so that a quiz widget still answers a click.
+
 ``python -m helpers.browser`` runs every notebook this way and prints the Run All time of each (the table
 the README's performance section quotes). No browser is ever downloaded: Chromium must be installed
 (``apt-get install chromium``).
@@ -94,6 +99,7 @@ class NotebookRun:
     widgets: int = 0
     widget_answered: bool | None = None
     screenshot: str = ""
+    mode: str = "Run All"
 
 
 _KERNEL_IDLE = """() => {
@@ -129,17 +135,52 @@ def open_lab(page: Any, lab: Lab, path: str, timeout_s: float = 120) -> None:
     page.wait_for_function(_KERNEL_IDLE, timeout=timeout_s * 1000, polling=250)
 
 
-def run_notebook(page: Any, lab: Lab, name: str, screenshots: Path = OUT_DIR, timeout_s: float = 600) -> NotebookRun:
-    """Clear, Run All and inspect one notebook (``name`` in notebooks/) in the browser."""
-    open_lab(page, lab, f"/lab/tree/notebooks/{name}")
-    page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+_RUN_SELF_CHECK = """async () => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  await panel.sessionContext.session.kernel.requestExecute({code: 'from helpers import quiz', silent: true}).done;
+  const cells = panel.content.widgets;
+  const wanted = cells.map((c, i) => [c, i]).filter(([c]) => c.model.type === 'code'
+    && c.model.sharedModel.getSource().includes('quiz.self_check('));
+  for (const [cell, index] of wanted) {
+    panel.content.activeCellIndex = index;
+    await window.jupyterapp.commands.execute('notebook:run-cell');
+  }
+  return wanted.length;
+}"""
+
+_SELF_CHECK_DONE = """() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  return panel.sessionContext.session.kernel.status === 'idle' && panel.content.widgets.some(c =>
+    c.model.type === 'code' && c.model.sharedModel.getSource().includes('quiz.self_check(')
+    && c.node.querySelector('.widget-toggle-buttons') !== null);
+}"""
+
+
+def run_notebook(page: Any, lab: Lab, name: str, screenshots: Path = OUT_DIR, timeout_s: float = 600,
+                 executed: Path | None = None) -> NotebookRun:
+    """Clear, Run All and inspect one notebook (``name`` in notebooks/) in the browser.
+
+    With ``executed`` (this suite's executed copy of it, inside the repository), open that copy instead:
+    its outputs are the ones nbval's run produced and compared a moment ago. Only its self-check cells run
+    here, live, so that the widgets can be clicked.
+    """
     started = time.monotonic()
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_function(_ALL_RUN, timeout=timeout_s * 1000, polling=250)
+    if executed is None:
+        open_lab(page, lab, f"/lab/tree/notebooks/{name}")
+        page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+        started = time.monotonic()
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_function(_ALL_RUN, timeout=timeout_s * 1000, polling=250)
+        mode = "Run All"
+    else:
+        open_lab(page, lab, f"/lab/tree/{executed.relative_to(catalog.ROOT).as_posix()}")
+        if page.evaluate(_RUN_SELF_CHECK):
+            page.wait_for_function(_SELF_CHECK_DONE, timeout=timeout_s * 1000, polling=250)
+        mode = "outputs of the nbval run; self-check run live"
     seconds = time.monotonic() - started
     page.wait_for_timeout(500)  # let the last outputs render
     cells = page.evaluate(_REPORT)
-    run = NotebookRun(name, round(seconds, 2), len(cells))
+    run = NotebookRun(name, round(seconds, 2), len(cells), mode=mode)
     for cell in cells:
         if cell["errors"] and "raises-exception" not in cell["tags"]:
             run.errors += [f"cell {cell['index']}: {error}" for error in cell["errors"]]

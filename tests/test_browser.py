@@ -1,4 +1,10 @@
-"""End to end, as a student works: every notebook run in JupyterLab in a real browser (Chromium).
+"""End to end, as a student works: every notebook opened and run in JupyterLab in a real browser (Chromium).
+
+The suite runs this test after the notebooks (helpers.pytest_rules orders it last). A notebook whose cells
+took nbval more than SLOW_S seconds in this same suite is not executed a second time: Lab opens the executed
+copy of that run (helpers.executed), whose outputs nbval has just compared with the stored ones, checks that
+they render, and runs its self-check live. Every other notebook is cleared and Run All in Lab. Run alone,
+with no such copies, the test runs every notebook in full.
 
 Skipped, with the reason, where Chromium is not installed; in strict mode (CI) that is a failure.
 Screenshots go to build/browser/ (ignored by git).
@@ -10,12 +16,19 @@ import json
 
 import pytest
 
-from helpers import browser, catalog
+from helpers import browser, catalog, executed
 
 NO_CHROMIUM = "no Chromium installed (apt-get install chromium)"
 pytestmark = pytest.mark.skipif(browser.chromium_path() is None, reason=NO_CHROMIUM)
 NAMES = [notebook.path.name for notebook in catalog.notebooks()]
 TIMES: dict[str, float] = {}
+SLOW_S = 15  # cells that took nbval longer than this are not run twice
+
+
+def _executed_copy(name: str):
+    """This suite's executed copy of a slow notebook, or None (then the browser runs it in full)."""
+    seconds = executed.seconds(name)
+    return executed.copy_of(name) if seconds is not None and seconds > SLOW_S else None
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +60,7 @@ def test_lab_starts_clean_with_the_start_notebook_open_and_the_repository_in_the
 
 @pytest.mark.parametrize("name", NAMES)
 def test_run_all_in_the_browser(page, name):
-    run = browser.run_notebook(page, page.lab, name)
+    run = browser.run_notebook(page, page.lab, name, executed=_executed_copy(name))
     TIMES[name] = run.seconds
     assert run.errors == [], f"{name} shows errors after Run All: {run.errors}"
     plots = f"{run.images_rendered} of {run.images_expected}"
