@@ -5,7 +5,8 @@
 #
 # As root on Linux (and unless SYSTEM=0):
 #   --install  installs the missing Debian/Ubuntu packages first (Docker engine, QEMU, static busybox,
-#              debootstrap, Chromium, a local image registry);
+#              debootstrap, Chromium, a local image registry), best effort: each it cannot install is
+#              reported (and docker.io is left out where Docker's docker-ce or another engine is there);
 #   always     starts the Docker daemon if it is installed and not answering, and a local image registry
 #              on 127.0.0.1 at a free port (exported to COMMAND as CLOUDNOTES_REGISTRY).
 # Everything it starts is stopped by its own PID when COMMAND ends, whatever its exit status.
@@ -56,26 +57,69 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+# Best effort: one `apt-get update`, then every missing package in one `apt-get install`; if that fails,
+# each package on its own, so that one the distribution lacks (Ubuntu's Chromium is a snap, not a deb) or
+# one that would conflict cannot stop the others. Never fails the run: what is missing is reported, each
+# with the reason, and summed up in one line; the notebooks that need it say so and skip their live part.
 install_packages() {
   command -v apt-get >/dev/null && command -v dpkg-query >/dev/null || {
-    say "no apt-get here: not installing system packages"; return 0; }
-  local missing=() p
+    say "no apt-get here: not installing system packages (need: ${PACKAGES[*]})"; return 0; }
+  local missing=() failed=() skipped=() p
   for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    installed "$p" && continue
+    if [ "$p" = docker.io ]; then
+      # Docker's own packages (docker-ce, containerd.io) conflict with docker.io; any engine already here will do.
+      if installed docker-ce || installed moby-engine; then
+        skipped+=("docker.io (Docker's docker-ce is installed)"); continue
+      elif command -v dockerd >/dev/null; then
+        skipped+=("docker.io (a dockerd is already at $(command -v dockerd))"); continue
+      elif command -v docker >/dev/null && docker_answers; then
+        skipped+=("docker.io (a Docker engine already answers, e.g. Docker Desktop)"); continue
+      fi
+    fi
+    missing+=("$p")
   done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  say "installing ${missing[*]}"
-  # Keep package scripts from starting their own services: we start what we need, by PID.
-  local policy=/usr/sbin/policy-rc.d made_policy=0
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; made_policy=1
+  for p in "${skipped[@]}"; do say "not installing $p"; done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    # Keep package scripts from starting their own services: we start what we need, by PID.
+    local policy=/usr/sbin/policy-rc.d made_policy=0
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; made_policy=1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >"$state/apt.log" 2>&1 \
+      || { say "apt-get update failed (installing from the package lists already here):"; tail -n 5 "$state/apt.log" >&2; }
+    if apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$state/apt.log" 2>&1; then
+      say "installed ${missing[*]}"
+    else
+      [ ${#missing[@]} -gt 1 ] && say "installing them together failed: trying one at a time"
+      for p in "${missing[@]}"; do
+        if apt-get install -y -qq --no-install-recommends "$p" >"$state/apt-$p.log" 2>&1; then
+          say "installed $p"
+        elif ! apt-cache show "$p" >/dev/null 2>&1 || [ -z "$(apt-cache policy "$p" | sed -n 's/^ *Candidate: //p' | grep -v '(none)')" ]; then
+          say "could not install $p: this distribution's archive has no such package"
+          failed+=("$p (not in the archive)")
+        else
+          say "could not install $p; apt-get said:"; { grep -E '^(E:|W:| )' "$state/apt-$p.log" || cat "$state/apt-$p.log"; } | tail -n 5 >&2 || true
+          failed+=("$p (apt-get failed)")
+        fi
+      done
+    fi
+    [ $made_policy = 1 ] && rm -f "$policy"
   fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >"$state/apt.log" 2>&1 \
-    && apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$state/apt.log" 2>&1 \
-    || { [ $made_policy = 1 ] && rm -f "$policy"; say "apt-get failed:"; tail -n 30 "$state/apt.log" >&2; return 1; }
-  [ $made_policy = 1 ] && rm -f "$policy"
-  say "installed ${missing[*]}"
+  if [ ${#failed[@]} -eq 0 ] && [ ${#skipped[@]} -eq 0 ]; then
+    say "system packages: all present (${PACKAGES[*]})"
+  else
+    local summary=() item
+    for item in "${failed[@]}"; do summary+=("$item"); done
+    for item in "${skipped[@]}"; do summary+=("skipped $item"); done
+    local joined; joined=$(printf '%s, ' "${summary[@]}")
+    say "system packages not installed: ${joined%, }; the notebooks that need them will say so"
+  fi
+  return 0
 }
 
 docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
