@@ -28,6 +28,7 @@ def test_unknown_feature_is_refused():
 
 def test_need_explains_what_is_missing_and_returns_false(monkeypatch, capsys):
     monkeypatch.delenv(env.STRICT_VARIABLE, raising=False)
+    monkeypatch.delenv(env.WITHOUT_VARIABLE, raising=False)  # the probe below decides, not a hidden feature
     monkeypatch.setitem(env.PROBES, "docker", lambda: env.Check("docker", False, "no Docker engine answers"))
     assert env.need("docker") is False
     text = capsys.readouterr().out
@@ -37,12 +38,14 @@ def test_need_explains_what_is_missing_and_returns_false(monkeypatch, capsys):
 
 def test_need_raises_in_strict_mode(monkeypatch):
     monkeypatch.setenv(env.STRICT_VARIABLE, "1")
+    monkeypatch.delenv(env.WITHOUT_VARIABLE, raising=False)
     monkeypatch.setitem(env.PROBES, "qemu", lambda: env.Check("qemu", False, "not installed"))
     with pytest.raises(env.MissingFeature, match="qemu: not installed"):
         env.need("qemu")
 
 
 def test_need_is_silent_when_everything_is_there(monkeypatch, capsys):
+    monkeypatch.delenv(env.WITHOUT_VARIABLE, raising=False)
     monkeypatch.setitem(env.PROBES, "root", lambda: env.Check("root", True, "running as root"))
     assert env.need("root") is True
     assert capsys.readouterr().out == ""
