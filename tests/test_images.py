@@ -39,14 +39,16 @@ def test_build_reports_each_step_as_parent_built_or_cached(client, tmp_path):
     try:
         first = images.build(client, tmp_path, tag)
         made.append(first.image.id)
-        assert first.states == ["parent", "built", "built", "built"] and first.cached == 0
+        # the last step is the collection's label, added like `docker build --label cloudnotes=course`
+        assert first.states == ["parent", "built", "built", "built", "built"] and first.cached == 0
         assert [step for step, _ in first.steps][1] == "COPY rootfs/ /"
+        assert first.steps[-1][0] == "LABEL cloudnotes=course" and first.image.labels == images.LABELS
         again = images.build(client, tmp_path, tag)
-        assert again.states == ["parent", "cached", "cached", "cached"] and again.image.id == first.image.id
+        assert again.states == ["parent"] + ["cached"] * 4 and again.image.id == first.image.id
         (tmp_path / "note.txt").write_text("two\n")
         edited = images.build(client, tmp_path, tag)
         made.append(edited.image.id)
-        assert edited.states == ["parent", "cached", "built", "built"]
+        assert edited.states == ["parent", "cached", "built", "built", "built"]
         assert client.containers.run(tag, remove=True, network_mode="none") == b"two\n"
     finally:
         _remove(client, made)
