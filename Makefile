@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # `make setup LOCKFILE=` the venv gets the newest versions pyproject.toml's ranges allow instead.
 LOCKFILE := requirements-lock.txt
 STAMP := $(VENV)/.installed-$(if $(LOCKFILE),locked,ranges)
-# uv, used only by `make lock`, lives in a throwaway venv of its own under build/.
+# uv (resolves the lock in `make lock`, installs it into .venv) lives in a throwaway venv of its own under build/.
 UV_VERSION := 0.13.9
 UV := build/uv/bin/uv
 LOCK_ARGS ?=
@@ -60,30 +60,32 @@ FORCE:
 # Install the project into the venv: the locked versions (exactly those, nothing resolved on the way), then
 # the project itself without dependencies, and `pip check` that the lock still satisfies pyproject.toml.
 # The venv is brought up to date whenever pyproject.toml or the lock changes.
-$(STAMP): pyproject.toml $(LOCKFILE) $(if $(REMAKE),FORCE)
+$(STAMP): pyproject.toml $(LOCKFILE) $(if $(REMAKE),FORCE) | $(if $(LOCKFILE),$(UV))
 	@if [ -n "$(REMAKE)" ]; then \
 	  found=$$($(PYTHON) -c 'import platform; print(platform.python_version())' 2>/dev/null); \
 	  $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { $(TOO_OLD); exit 1; }; \
 	  echo "$(REMAKE): making it with $(PYTHON) (Python $$found)"; \
 	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) && $(PYTHON) $(PYTHON_ID) >$(MADE_BY); \
 	fi
-	$(BIN)/python -m pip install --quiet --upgrade pip
 ifneq ($(LOCKFILE),)
-	$(BIN)/python -m pip install --quiet --no-deps -r $(LOCKFILE)
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(UV) pip install --python $(BIN)/python --quiet --no-deps -r $(LOCKFILE)
+	$(UV) pip install --python $(BIN)/python --quiet --no-deps -e .
 	@out=$$($(BIN)/python -m pip check) || { echo "$$out" >&2; echo "$(LOCKFILE) does not satisfy pyproject.toml: run make lock" >&2; exit 1; }
 else
+	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 endif
 	@rm -f $(VENV)/.installed $(VENV)/.installed-locked $(VENV)/.installed-ranges
 	@touch $@
 
+$(UV):
+	rm -rf build/uv && $(PYTHON) -m venv build/uv && build/uv/bin/python -m pip install --quiet 'uv==$(UV_VERSION)'
+
 # Re-resolve requirements-lock.txt from pyproject.toml for every Python from 3.11 and every platform, keeping
 # the current pins where the ranges still allow them. LOCK_ARGS=--upgrade moves everything to the newest
 # release, LOCK_ARGS='--upgrade-package moto' just one package. Commit the lock with the notebooks it changes.
-lock:
-	@test -x $(UV) && $(UV) --version | grep -qF ' $(UV_VERSION) ' || { \
-	  rm -rf build/uv && $(PYTHON) -m venv build/uv && build/uv/bin/python -m pip install --quiet 'uv==$(UV_VERSION)'; }
+lock: $(UV)
+	@$(UV) --version | grep -qF ' $(UV_VERSION)' || { rm -rf build/uv && $(MAKE) --no-print-directory $(UV); }
 	$(UV) pip compile pyproject.toml --extra dev --universal --python-version 3.11 --no-header \
 	  --quiet $(LOCK_ARGS) --output-file requirements-lock.txt
 	@{ echo "# The exact versions make setup, make test and CI (.ci/run) install, for Python 3.11+ on every platform."; \
