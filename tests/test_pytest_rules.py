@@ -36,6 +36,7 @@ def docker_notebook(tmp_path):
 
 def _pytest(path, **variables):
     environment = {k: v for k, v in os.environ.items() if k != env.STRICT_VARIABLE} | variables
+    environment["CLOUDNOTES_EXECUTED"] = str(path.parent / "executed")  # not among the suite's own copies
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "helpers.pytest_rules", "-p", "no:cacheprovider", "--nbval",
          "--nbval-current-env", "-rs", str(path)],
@@ -95,7 +96,8 @@ def test_processes_the_notebook_did_not_start_are_not_its_leftovers(tmp_path):
     inner = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "helpers.pytest_rules", "-p", "no:cacheprovider", "--nbval",
          "--nbval-current-env", str(path)], cwd=tmp_path, stdout=subprocess.PIPE, text=True,
-        env={k: v for k, v in os.environ.items() if k != env.STRICT_VARIABLE} | {"CLOUDNOTES_WITHOUT": ""})
+        env={k: v for k, v in os.environ.items() if k != env.STRICT_VARIABLE}
+        | {"CLOUDNOTES_WITHOUT": "", "CLOUDNOTES_EXECUTED": str(tmp_path / "executed")})
     bystander = None
     try:
         time.sleep(1.5)  # the notebook's kernel is running now
