@@ -22,7 +22,7 @@ NO_CHROMIUM = "no Chromium installed (apt-get install chromium)"
 pytestmark = pytest.mark.skipif(browser.chromium_path() is None, reason=NO_CHROMIUM)
 NAMES = [notebook.path.name for notebook in catalog.notebooks()]
 TIMES: dict[str, float] = {}
-SLOW_S = 10  # a notebook whose cells took nbval longer than this is not run twice
+SLOW_S = 6  # a notebook whose cells took nbval longer than this is not run twice
 
 
 def _executed_copy(name: str):
