@@ -127,11 +127,26 @@ _REPORT = """() => {
 }"""
 
 
+_OPEN = """async (path) => {
+  const app = window.jupyterapp;
+  const panel = await app.commands.execute('docmanager:open', {path, factory: 'Notebook'});
+  app.shell.activateById(panel.id);
+  await panel.context.ready;
+  return panel.id;
+}"""
+
+
 def open_lab(page: Any, lab: Lab, path: str, timeout_s: float = 120) -> None:
-    """Open a notebook in Lab, in a workspace of its own that starts empty (so no earlier tab comes back), and
-    wait until its kernel is idle."""
-    in_own_workspace = f"/lab/workspaces/runs{path.removeprefix('/lab')}"
-    page.goto(lab.address(in_own_workspace, reset="true"), wait_until="domcontentloaded")
+    """Open a notebook (``path`` under the repository) in Lab and wait until its kernel is idle.
+
+    The first time, Lab is loaded in a workspace of its own that starts empty (so no earlier tab comes back);
+    after that the notebook is opened in the same Lab, as a student opens one from the file browser, which
+    spares reloading the whole application for every notebook."""
+    if page.evaluate("() => !!(window.jupyterapp && window.jupyterapp.started)") is not True:
+        page.goto(lab.address("/lab/workspaces/runs", reset="true"), wait_until="domcontentloaded")
+        page.wait_for_function("() => !!window.jupyterapp", timeout=timeout_s * 1000, polling=250)
+        page.evaluate("window.jupyterapp.restored")
+    page.evaluate(_OPEN, path)
     page.wait_for_function(_KERNEL_IDLE, timeout=timeout_s * 1000, polling=250)
 
 
@@ -166,14 +181,14 @@ def run_notebook(page: Any, lab: Lab, name: str, screenshots: Path = OUT_DIR, ti
     """
     started = time.monotonic()
     if executed is None:
-        open_lab(page, lab, f"/lab/tree/notebooks/{name}")
+        open_lab(page, lab, f"notebooks/{name}")
         page.evaluate("window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
         started = time.monotonic()
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         page.wait_for_function(_ALL_RUN, timeout=timeout_s * 1000, polling=250)
         mode = "Run All"
     else:
-        open_lab(page, lab, f"/lab/tree/{executed.relative_to(catalog.ROOT).as_posix()}")
+        open_lab(page, lab, executed.relative_to(catalog.ROOT).as_posix())
         if page.evaluate(_RUN_SELF_CHECK):
             page.wait_for_function(_SELF_CHECK_DONE, timeout=timeout_s * 1000, polling=250)
         mode = "outputs of the nbval run; self-check run live"
