@@ -236,6 +236,13 @@ def _netem() -> Check:
     return Check("netem", ok, detail)
 
 
+def _binfmt() -> Check:
+    from helpers.registry import can_run_foreign
+
+    ok, detail = can_run_foreign("arm64")
+    return Check("binfmt", ok, detail)
+
+
 def _chromium() -> Check:
     from helpers.browser import chromium_path
 
@@ -256,6 +263,7 @@ PROBES: dict[str, Callable[[], Check]] = {
     "debootstrap": _debootstrap,
     "registry": _registry,
     "netem": _netem,
+    "binfmt": _binfmt,
     "chromium": _chromium,
 }
 
@@ -272,6 +280,7 @@ DESCRIPTIONS = {
     "debootstrap": "debootstrap (makes a Debian root file system)",
     "registry": "a local image registry",
     "netem": "network delay (tc netem)",
+    "binfmt": "arm64 programs through QEMU user-mode emulation (binfmt_misc)",
     "chromium": "Chromium (browser tests)",
 }
 
@@ -339,6 +348,11 @@ HOW_TO_GET = {
         "(`sudo modprobe sch_netem`); without it the lesson adds the delay in the server instead.",
         "macOS": "Not available: the lesson adds the delay in the server instead.",
         "Windows": "Inside WSL 2 as root, if its kernel has netem; otherwise the server adds the delay.",
+    },
+    "binfmt": {
+        "Linux": "`sudo apt-get install qemu-user-static`, then run as root (registering a rule needs it).",
+        "macOS": "Docker Desktop runs arm64 images itself; this lesson's rule needs a Linux kernel.",
+        "Windows": "Inside WSL 2 as root, with qemu-user-static installed.",
     },
     "chromium": {
         "Linux": "`sudo apt-get install chromium`.",

@@ -1,6 +1,8 @@
 """A pytest plugin with the suite's rules for notebooks run under nbval (loaded by the root conftest.py).
 
-- A notebook whose ``requires`` (its metadata) are not met on this machine is skipped, with the reason.
+- A notebook whose ``requires`` (its metadata) are not met on this machine is skipped, with the reason; so is
+  a test marked ``@pytest.mark.needs("docker", "root", ...)`` (names from :data:`helpers.env.PROBES`): tests
+  and notebooks ask the same probes, so they never disagree about what the machine offers.
 - In strict mode (``CLOUDNOTES_STRICT=1``, as in CI) nothing may be skipped: a missing need, or any other
   skip, is reported as a failure.
 - A notebook must leave nothing behind: what exists after its kernel has stopped is compared with what
@@ -32,20 +34,35 @@ _recorder = executed.Recorder()
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs(*features): skip (fail in strict mode) unless helpers.env finds them")
     leftovers.adopt_orphans()
     if config.getoption("nbval", default=False):
         executed.clear()
 
 
+def lacking(needs: tuple[str, ...] | list[str]) -> str:
+    """What of ``needs`` this machine lacks, as '<name> (<why>); ...', or '' when it has everything."""
+    return "; ".join(f"{check.name} ({check.detail})" for check in env.missing(tuple(needs)))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     absent: dict[Path, str] = {}
+    asked: dict[tuple[str, ...], str] = {}
     for item in items:
+        needs = tuple(name for mark in item.iter_markers("needs") for name in mark.args)
+        if needs:
+            unknown = set(needs) - set(env.PROBES)
+            if unknown:
+                raise pytest.UsageError(f"{item.nodeid}: needs names unknown features {sorted(unknown)}")
+            if needs not in asked:
+                asked[needs] = lacking(needs)
+            if asked[needs]:
+                item.add_marker(pytest.mark.skip(reason=f"needs what this machine lacks: {asked[needs]}"))
         path = _notebook(item)
         if path is None:
             continue
         if path not in absent:
-            needs = catalog.read(path).requires
-            absent[path] = "; ".join(f"{c.name} ({c.detail})" for c in env.missing(needs))
+            absent[path] = lacking(catalog.read(path).requires)
         if absent[path]:
             item.add_marker(pytest.mark.skip(reason=f"{path.name} needs what this machine lacks: {absent[path]}"))
     # The browser test last: it opens the executed copies that the notebooks' own run leaves.

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import bench, env
+from helpers import bench
 from helpers.bench import BenchError, Timing, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
-needs_root_namespaces = pytest.mark.skipif(not (env.probe("root").ok and env.probe("namespaces").ok),
-                                           reason="needs root and namespaces")
+needs_root_namespaces = pytest.mark.needs("root", "namespaces")
 
 
 def test_percentile_interpolates_between_ranks():

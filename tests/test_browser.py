@@ -18,8 +18,7 @@ import pytest
 
 from helpers import browser, catalog, executed
 
-NO_CHROMIUM = "no Chromium installed (apt-get install chromium)"
-pytestmark = pytest.mark.skipif(browser.chromium_path() is None, reason=NO_CHROMIUM)
+pytestmark = pytest.mark.needs("chromium")
 NAMES = [notebook.path.name for notebook in catalog.notebooks()]
 TIMES: dict[str, float] = {}
 SLOW_S = 6  # a notebook whose cells took nbval longer than this is not run twice

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
-from helpers import containers, env
+from helpers import containers
 from helpers.containers import Cgroup
 
 MiB = 2**20
 
-needs_cgroups = pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() != 0 or not env.probe("cgroups").ok,
-    reason="cgroup limits need root on Linux with a writable cgroup file system",
-)
+needs_cgroups = pytest.mark.needs("root", "cgroups")
 
 
 def _gone(paths: list) -> bool:
@@ -160,7 +156,7 @@ def test_exit_closes_groups_left_open():
     assert group.closed and _gone(folders)
 
 
-@pytest.mark.skipif(not env.probe("busybox").ok, reason="no static busybox installed")
+@pytest.mark.needs("busybox")
 def test_busybox_rootfs_is_small_quick_and_complete(tmp_path):
     start = time.monotonic()
     root = containers.busybox_rootfs(tmp_path / "root")
@@ -176,8 +172,7 @@ def test_busybox_rootfs_is_small_quick_and_complete(tmp_path):
         containers.busybox_rootfs(root)
 
 
-@pytest.mark.skipif(not env.probe("busybox").ok or shutil.which("chroot") is None or os.geteuid() != 0,
-                    reason="chroot needs root and a static busybox")
+@pytest.mark.needs("root", "busybox")  # chroot needs root
 def test_a_shell_runs_in_the_busybox_root(tmp_path):
     root = containers.busybox_rootfs(tmp_path / "root")
     done = subprocess.run(["chroot", str(root), "/bin/sh", "-c", "echo hi; hostname; cat /etc/hostname; ls /"],

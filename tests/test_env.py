@@ -62,7 +62,7 @@ def test_static_elf_detection_tells_static_from_dynamic():
     assert env.is_static_elf(__file__) is False  # not an ELF file at all
 
 
-@pytest.mark.skipif(not env.probe("busybox").ok, reason="no static busybox installed")
+@pytest.mark.needs("busybox")
 def test_static_busybox_is_detected():
     assert env.is_static_elf("/bin/busybox")
 

@@ -6,11 +6,10 @@ import subprocess
 
 import pytest
 
-from helpers import env, images
+from helpers import images
 from helpers.containers import busybox_rootfs
 
-needs_docker = pytest.mark.skipif(not (env.probe("docker").ok and env.probe("busybox").ok),
-                                  reason="needs a Docker daemon and a static busybox")
+needs_docker = pytest.mark.needs("docker", "busybox")
 
 
 @pytest.fixture

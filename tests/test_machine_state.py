@@ -11,22 +11,17 @@ service and rule must be there afterwards, unchanged.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import catalog, env, images, swarm
+from helpers import catalog, images, swarm
 from helpers.registry import BINFMT
 
 NOTEBOOKS = catalog.NOTEBOOKS
-
-
-def _needs(*names: str) -> None:
-    absent = env.missing(list(names))
-    if absent:
-        pytest.skip("needs " + "; ".join(f"{check.name} ({check.detail})" for check in absent))
 
 
 def _nbval(notebook: str, executed: Path) -> subprocess.CompletedProcess[str]:
@@ -42,7 +37,6 @@ def _nbval(notebook: str, executed: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def client():
-    _needs("docker", "busybox")
     import docker
 
     client = docker.from_env()
@@ -50,6 +44,7 @@ def client():
     client.close()
 
 
+@pytest.mark.needs("docker", "busybox")
 def test_04_1_beside_a_swarm_the_user_made_matches_its_outputs_and_leaves_swarm_and_service_alone(client, tmp_path):
     users_swarm = swarm.Swarm(client)  # the user's own (made here unless one is active; left at the end if so)
     image = images.busybox_image(client, "cloudnotes-test/users-own:1")
@@ -70,11 +65,8 @@ def test_04_1_beside_a_swarm_the_user_made_matches_its_outputs_and_leaves_swarm_
 @pytest.fixture
 def arm64_rule():
     """An enabled qemu-aarch64 rule, registered as binfmt-support does, removed (and unmounted) afterwards."""
-    _needs("docker", "root", "busybox", "registry")
     pattern = Path("/usr/share/binfmts/qemu-aarch64")
-    interpreter = Path("/usr/bin/qemu-aarch64-static")
-    if not (pattern.exists() and interpreter.exists()):
-        pytest.skip("needs qemu-user-static (its binfmt pattern and interpreter)")
+    interpreter = Path(shutil.which("qemu-aarch64-static") or "/usr/bin/qemu-aarch64-static")
     mounted = False
     if not (BINFMT / "register").exists():
         subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)], check=True)
@@ -93,6 +85,7 @@ def arm64_rule():
             subprocess.run(["umount", str(BINFMT)], check=False)
 
 
+@pytest.mark.needs("docker", "root", "busybox", "registry", "binfmt")
 def test_03_5_beside_an_emulation_rule_the_user_had_matches_its_outputs_and_keeps_the_rule(arm64_rule, tmp_path):
     before = arm64_rule.read_text()
     assert before.startswith("enabled")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import statistics
 import subprocess
@@ -49,7 +48,7 @@ def _links_and_namespaces() -> str:
     return links + spaces
 
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+needs_root = pytest.mark.needs("linux", "root")  # network namespaces need root
 
 
 @needs_root

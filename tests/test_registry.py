@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
 from helpers import env, images, registry
 from helpers.containers import busybox_rootfs
 
-needs_registry = pytest.mark.skipif(
-    not (env.probe("docker").ok and env.probe("busybox").ok and shutil.which("docker-registry")),
-    reason="needs a Docker daemon, a static busybox and docker-registry")
-needs_emulation = pytest.mark.skipif(not registry.can_run_foreign("arm64")[0],
-                                     reason=registry.can_run_foreign("arm64")[1])
+needs_registry = pytest.mark.needs("docker", "busybox", "registry")
+needs_emulation = pytest.mark.needs("binfmt")
 
 
 @pytest.fixture
