@@ -12,8 +12,9 @@ fail a notebook:
 * Docker objects that carry the collection's label (:data:`helpers.images.LABELS`; every image the
   collection builds has it, and containers inherit their image's labels), the swarm's state, and the images
   and services that existed before (none may go away: a user's own are left alone);
-* the collection's scratch folders, cgroups and named network namespaces, mounts, and ``binfmt_misc``
-  entries (added or removed).
+* the collection's scratch folders (in the temporary folder of this process, which the test suite makes
+  its own), cgroups and named network namespaces, mounts (but the container engine's own), and
+  ``binfmt_misc`` entries (added or removed).
 
 The test suite checks every notebook this way; a notebook's cleanup cell can do the same.
 """
@@ -92,12 +93,18 @@ def _scratch_folders() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob(f"{PREFIX}*")}
 
 
+# The container engine's own mounts (a container's root file system, its network namespace) come and go
+# with containers, which are judged by their label instead.
+ENGINE_MOUNTS = ("/var/lib/docker/", "/run/docker/", "/var/lib/containerd/", "/run/containerd/")
+
+
 def _mounts() -> set[str]:
     try:
         lines = Path("/proc/self/mounts").read_text().splitlines()
     except OSError:
         return set()
-    return {" ".join(line.split()[:3]) for line in lines}
+    return {" ".join(line.split()[:3]) for line in lines
+            if len(line.split()) > 1 and not line.split()[1].startswith(ENGINE_MOUNTS)}
 
 
 def _cgroups() -> set[str]:

@@ -8,7 +8,9 @@
 - A notebook must leave nothing behind: what exists after its kernel has stopped is compared with what
   existed before it started (see :mod:`helpers.leftovers`), and anything new is an error. Only what the
   notebook can have made is looked at: the test run's own process tree (it adopts orphaned descendants,
-  so a server the kernel left running is still seen) and Docker objects with the collection's label.
+  so a server the kernel left running is still seen), Docker objects with the collection's label, and
+  scratch folders in the run's own temporary folder (``TMPDIR`` is set to one for the whole run, so that
+  kernels, servers and tests make their scratch folders there, not beside other work's in /tmp).
 - What each notebook printed in this run is kept as an executed copy (:mod:`helpers.executed`), and the
   browser test runs after the notebooks, so that it can open those copies instead of running a slow
   notebook a second time.
@@ -16,6 +18,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,11 +38,24 @@ def _notebook(item: pytest.Item | None) -> Path | None:
 _recorder = executed.Recorder()
 
 
+_run_tmp: list[str] = []
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs(*features): skip (fail in strict mode) unless helpers.env finds them")
     leftovers.adopt_orphans()
     if config.getoption("nbval", default=False):
         executed.clear()
+    folder = tempfile.mkdtemp(prefix="notebook-run-")
+    os.chmod(folder, 0o755)  # a test that runs something as another user makes its folder inside
+    _run_tmp.append(folder)
+    os.environ["TMPDIR"] = folder
+    tempfile.tempdir = None  # computed again from TMPDIR
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for folder in _run_tmp:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def lacking(needs: tuple[str, ...] | list[str]) -> str:
