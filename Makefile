@@ -68,7 +68,7 @@ $(STAMP): pyproject.toml $(LOCKFILE) $(if $(REMAKE),FORCE) | $(if $(LOCKFILE),$(
 	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) && $(PYTHON) $(PYTHON_ID) >$(MADE_BY); \
 	fi
 ifneq ($(LOCKFILE),)
-	$(UV) pip install --python $(BIN)/python --quiet --no-deps -r $(LOCKFILE)
+	$(UV) pip install --python $(BIN)/python --quiet --no-deps --compile-bytecode -r $(LOCKFILE)
 	$(UV) pip install --python $(BIN)/python --quiet --no-deps -e .
 	@out=$$($(BIN)/python -m pip check) || { echo "$$out" >&2; echo "$(LOCKFILE) does not satisfy pyproject.toml: run make lock" >&2; exit 1; }
 else
