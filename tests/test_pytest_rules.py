@@ -108,3 +108,29 @@ def test_processes_the_notebook_did_not_start_are_not_its_leftovers(tmp_path):
         if bystander is not None:
             bystander.kill()
             bystander.wait()
+
+
+@pytest.mark.needs("docker", "busybox")
+def test_a_docker_notebook_that_leaves_a_labelled_container_is_an_error(tmp_path):
+    source = (
+        "import docker\n"
+        "from helpers import images\n"
+        "client = docker.from_env()\n"
+        "images.busybox_image(client, 'cloudnotes/leak-test:1')\n"
+        "client.containers.run('cloudnotes/leak-test:1', ['sleep', '60'], detach=True, name='cloudnotes-leak-test')"
+    )
+    path = _write(tmp_path / "01.4-leaves-a-container.ipynb", source, requires=["docker", "busybox"])
+    import docker
+
+    client = docker.from_env()
+    try:
+        done = _pytest(path, CLOUDNOTES_WITHOUT="")
+        assert done.returncode == 1, done.stdout
+        assert "docker containers: cloudnotes-leak-test" in done.stdout, done.stdout
+        assert "docker images: cloudnotes/leak-test:1" in done.stdout, done.stdout
+    finally:
+        for container in client.containers.list(all=True, filters={"name": "cloudnotes-leak-test"}):
+            container.remove(force=True)
+        if client.images.list(name="cloudnotes/leak-test"):
+            client.images.remove("cloudnotes/leak-test:1", force=True)
+        client.close()
