@@ -94,11 +94,8 @@ _before: dict[Path, leftovers.Snapshot] = {}
 def pytest_runtest_setup(item: pytest.Item) -> object:
     path = _notebook(item)
     if path is not None and path not in _before and not item.get_closest_marker("skip"):
-        before = leftovers.snapshot()  # before nbval starts the notebook's kernel
-        if "docker" not in catalog.read(path).requires:
-            # it cannot have made Docker objects: what other work does with Docker meanwhile is not its doing
-            before = leftovers.Snapshot({k: v for k, v in before.things.items() if not k.startswith("docker")})
-        _before[path] = before
+        # before nbval starts the notebook's kernel, and only what a notebook with its needs can change
+        _before[path] = leftovers.judged_on(leftovers.snapshot(), catalog.read(path).requires)
     return (yield)
 
 

@@ -64,3 +64,12 @@ def test_recording_is_refused_on_a_machine_holding_a_swarm_or_an_earlier_runs_im
     monkeypatch.setattr(leftovers, "snapshot", lambda: _snapshot(**{"docker swarm": {"swarm inactive"}}))
     assert leftovers.recording_blockers() == []
     assert leftovers.main([]) == 0
+
+
+def test_a_notebook_is_judged_only_on_what_its_needs_let_it_change():
+    before = _snapshot(**{"docker containers": set(), "binfmt entries": {"qemu-aarch64"}, "processes": set()})
+    after = _snapshot(**{"docker containers": {"other-run"}, "binfmt entries": set(), "processes": {"pid 9 (x)"}})
+    assert leftovers.new_since(leftovers.judged_on(before, []), after) == {"processes": ["pid 9 (x)"]}
+    judged = leftovers.new_since(leftovers.judged_on(before, ["docker", "root"]), after)
+    assert judged == {"docker containers": ["other-run"], "binfmt entries": ["qemu-aarch64 (gone)"],
+                      "processes": ["pid 9 (x)"]}
