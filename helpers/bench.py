@@ -570,11 +570,14 @@ class Bench:
 
     # memory
 
-    def _sleeper(self, argv: list[str], key: str, label: str, prefix: Sequence[str] = ()) -> MemoryRow:
+    def _sleeper(self, argv: list[str], key: str, label: str, prefix: Sequence[str] = (),
+                 cleanup: Sequence[str] = ()) -> MemoryRow:
         """Start ``argv`` (its workload is ``sleep``), read its process tree's memory, stop the whole tree.
 
         The workload is the leaf of the tree (``sleep``); the processes above it are the machinery that
-        started it and stays beside it (``unshare``, ``runc``, ``crun``), measured apart.
+        started it and stays beside it (``unshare``, ``runc``, ``crun``), measured apart. The workload is
+        stopped first, so that a runtime sees its container end and removes the container's cgroup itself;
+        ``cleanup`` (a runtime's ``delete --force``) then removes whatever a runtime that had to be killed left.
         """
         process = subprocess.Popen([*prefix, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    start_new_session=True)
@@ -591,11 +594,22 @@ class Bench:
             return MemoryRow(key, label, sum(map(rss_kib, workload)), sum(map(pss_kib, workload)),
                              sum(map(pss_kib, beside)), note=", ".join(names))
         finally:
+            parents = {_parent(pid) for pid in tree}
+            leaves = [pid for pid in tree if pid not in parents and pid != process.pid]
+            for pid in leaves:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            if leaves:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=5)  # a runtime whose container ended cleans up and exits
             for pid in reversed(tree):  # a runtime may put its container in a session of its own
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             process.wait()
             process.stderr.close()
+            if cleanup:
+                subprocess.run([*prefix, *cleanup], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               check=False)
 
     def memory(self) -> list[MemoryRow]:
         """Memory of each rung while it runs ``sleep``: workload, runtime beside it, container counter."""
@@ -610,9 +624,10 @@ class Bench:
                     if runtime in self.unavailable or shutil.which(runtime) is None:
                         continue
                     prefix = private_mounts_without_unified() if runtime == "crun" and cgroup_hybrid() else []
-                    rows.append(self._sleeper([runtime, "--root", str(self.work / f"{runtime}-state"), "run",
-                                               "--bundle", str(self.bundle), f"cloudnotes-mem-{runtime}"],
-                                              runtime, f"OCI runtime ({runtime})", prefix))
+                    state, name = str(self.work / f"{runtime}-state"), f"cloudnotes-mem-{runtime}"
+                    rows.append(self._sleeper([runtime, "--root", state, "run", "--bundle", str(self.bundle), name],
+                                              runtime, f"OCI runtime ({runtime})", prefix,
+                                              cleanup=[runtime, "--root", state, "delete", "--force", name]))
             finally:
                 self._write_oci_config(["/bin/true"])
         if self.client is not None:

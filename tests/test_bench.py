@@ -144,3 +144,21 @@ def test_published_figures_each_have_a_source():
     for figure in figures:
         assert figure["value"] > 0 and figure["unit"] in {"ms", "s", "MiB", "MB"}
         assert figure["url"].startswith(("https://", "http://")) and figure["source"] and figure["quote"]
+
+
+@pytest.mark.needs("root", "namespaces", "cgroups", "busybox")
+def test_measuring_the_oci_runtimes_leaves_no_cgroup_and_no_container_state(monkeypatch):
+    """The runtime is not killed before its container: it removes the container's cgroups itself, and a
+    second and third measurement start the same container name again (runc refuses a name whose state is left)."""
+    if shutil.which("runc") is None:
+        pytest.skip("runc is not installed (it comes with the Docker engine's package)")
+    monkeypatch.setenv("CLOUDNOTES_WITHOUT", "docker,qemu")  # only the rungs without the engine and the VM
+    with bench.Bench(progress=False) as measured:
+        for _ in range(3):
+            rows = {row.key for row in measured.memory()}
+            assert "runc" in rows
+            left = [str(path) for path in Path("/sys/fs/cgroup").glob("**/cloudnotes-mem-*")]
+            assert left == []
+            for runtime in ("runc", "crun"):
+                state = measured.work / f"{runtime}-state"
+                assert not state.exists() or not any(state.iterdir()), f"{runtime} left state in {state}"
