@@ -2,7 +2,8 @@
 
 AWS CloudTrail records API activity: who made a call, which action on which resource, and whether it was
 allowed. It logs management events (creating, changing, deleting resources) by default; object-level S3
-calls such as GetObject are data events, logged only when a trail is set up for them. IAM Access Analyzer can read that history and propose a policy that grants exactly what was used.
+calls such as GetObject are data events, logged only when a trail is set up for them. IAM Access Analyzer
+can read that history and propose a policy that grants exactly what was used.
 :class:`ActivityLog` does the same on this machine: ``log.watch(client, "alice")`` records every call that
 client makes, and :func:`smallest_policy` turns the allowed calls into a policy document.
 """

@@ -68,20 +68,24 @@ def time_request(url: str) -> float:
 class Server:
     """A command serving HTTP on 127.0.0.1, run as a child process and stopped by its PID.
 
-    ``argv`` and the values of ``env`` may contain ``{port}``, replaced by a free port. Its output goes to a
-    log file, not to the notebook. Use it in a ``with`` block, or call ``stop()`` in the cleanup cell.
+    ``argv`` and the values of ``env`` may contain ``{port}``, replaced by a free port; a value of None
+    removes that variable from the environment the child inherits. Its output goes to a log file, not to the
+    notebook. Use it in a ``with`` block, or call ``stop()`` in the cleanup cell.
     """
 
     def __init__(self, argv: Sequence[str], ready_path: str = "/", cwd: str | os.PathLike | None = None,
-                 env: dict[str, str] | None = None, log: str | os.PathLike | None = None, timeout: float = 30):
+                 env: dict[str, str | None] | None = None, log: str | os.PathLike | None = None,
+                 timeout: float = 30):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.argv = [part.replace("{port}", str(self.port)) for part in argv]
         self.log_path = Path(log) if log else None
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
-            extra = {name: value.replace("{port}", str(self.port)) for name, value in (env or {}).items()}
-            self.process = subprocess.Popen(self.argv, cwd=cwd, env={**os.environ, **extra},
+            extra = {name: None if value is None else value.replace("{port}", str(self.port))
+                     for name, value in (env or {}).items()}
+            child_env = {name: value for name, value in {**os.environ, **extra}.items() if value is not None}
+            self.process = subprocess.Popen(self.argv, cwd=cwd, env=child_env,
                                             stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             start_new_session=True)
         finally:
