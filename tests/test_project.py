@@ -42,3 +42,25 @@ def test_readme_shows_the_two_commands_and_ci_runs_exactly_the_test_command():
 def test_shell_scripts_parse():
     for script in (ROOT / "scripts" / "system.sh", ROOT / ".ci" / "run"):
         subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_the_readme_lists_every_erratum_box_of_the_notebooks_and_no_other():
+    """Each "Erratum (course notes, lecture N)" box is one row of the README's errata table, with its lecture."""
+    import json
+
+    box = re.compile(r"> \*\*Erratum \(course notes, lecture (\d)\):\*\*")
+    boxes = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] == "markdown":
+                text = "".join(cell["source"])
+                boxes += [(lecture, path.name) for lecture in box.findall(text)]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Errata of the course notes", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in table.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0].isdigit():
+            rows.append((cells[0], cells[-1].strip("`")))
+    assert boxes, "no erratum box found in the notebooks"
+    assert sorted(rows) == sorted(boxes)
