@@ -2,14 +2,24 @@
 
 Two sources of questions:
 
-* ``Choice(...)``: a single-choice question written in a notebook cell;
+* ``Choice(..., id="n03.2-net-namespace")``: a single-choice question written in a notebook cell;
 * the question bank, ``data/questions/lecture-N.json``: single and multiple choice, true/false, numeric and
-  ordering questions, each with its answer, an explanation and the notebook section that teaches it.
+  ordering questions, each with its answer, an explanation and the notebook section that teaches it, and
+  written-answer prompts with a model answer and the points a grader looks for.
+
+Options are shown in an order shuffled per session, so that a letter or a position says nothing about the
+answer. The order of one question is a function of the session's seed and the question's id: the same all
+session long, and the same again on another machine with the same seed. The seed comes from the environment
+variable ``CLOUDNOTES_QUIZ_SEED`` when it is set (the test suite and recorded outputs use it), otherwise it is
+drawn once when this module is imported; ``seed()`` reports it and ``seed(n)`` sets it, for instance to take
+again the quiz someone printed.
 
 In JupyterLab ``ask(question)`` shows a widget that answers a click at once, with the explanation and, for
 a wrong answer, the section to re-read. Where widgets cannot run (nbval, a static render) the same question
-reads as text, and ``check("l3-uts-namespace", "B")`` gives the same feedback. A :class:`Session` keeps the
-answers given through it and reports a score and the sections to revisit::
+reads as text, with letters in this session's order, and ``check("l3-uts-namespace", "B")`` (a letter as
+shown, or the option's text) gives the same feedback. A written question is graded by the student:
+``reveal(id)`` shows its model answer and points. A :class:`Session` keeps the answers given through it and
+reports a score and the sections to revisit::
 
     review = quiz.Session()
     review.ask("l3-uts-namespace")            # a widget; clicks are recorded
@@ -22,17 +32,56 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BANK = ROOT / "data" / "questions"
-TYPES = ("single", "multiple", "truefalse", "numeric", "order")
+CHECKED = ("single", "multiple", "truefalse", "numeric", "order")  # the kinds check() grades
+TYPES = (*CHECKED, "written")
+SHUFFLED = ("single", "multiple", "order")
 LETTERS = "ABCDEFGHIJ"
+SEED_VARIABLE = "CLOUDNOTES_QUIZ_SEED"
+
+
+# --- the session's seed: the order in which options are shown -------------------------------------
+
+
+def _initial_seed() -> int:
+    value = os.environ.get(SEED_VARIABLE, "").strip()
+    if not value:
+        return random.SystemRandom().randrange(1, 10_000)  # short enough to write on a printed quiz
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{SEED_VARIABLE} must be a whole number, not {value!r}") from None
+
+
+_seed = _initial_seed()
+
+
+def seed(value: int | None = None) -> int:
+    """The seed that orders every question's options in this session; ``seed(n)`` sets it (and so reorders
+    every question shown from then on). Two sessions with the same seed show the same letters."""
+    global _seed
+    if value is not None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"a seed is a whole number, not {value!r}")
+        _seed = value
+    return _seed
+
+
+def shown_order(question_id: str, options: Sequence[str]) -> tuple[str, ...]:
+    """``options`` in the order this session shows them for ``question_id``: fixed by (seed, id)."""
+    shown = list(options)
+    random.Random(f"{_seed}/{question_id}").shuffle(shown)
+    return tuple(shown)
 
 
 @dataclass(frozen=True)
@@ -51,27 +100,72 @@ class Feedback:
         return f"✗ {self.answer}: not quite; the answer is {self.right_answer}. {self.explanation}{where}"
 
 
+class _Options:
+    """Answering by option: the text, or a letter as this session shows it."""
+
+    id: str
+    options: tuple[str, ...]
+
+    def shown_options(self) -> tuple[str, ...]:
+        """The options in the order this session shows them (``as_text`` and the widget): letter A is the
+        first of these. ``options`` keeps the order they were written in."""
+        return shown_order(self.id, self.options)
+
+    def _option(self, value: Any) -> str:
+        """An option given as its text or as its letter in this session's order (A, B, ...)."""
+        shown = self.shown_options()
+        if isinstance(value, str):
+            text = value.strip()
+            if text in self.options:
+                return text
+            if len(text) == 1 and text.upper() in LETTERS[: len(shown)]:
+                return shown[LETTERS.index(text.upper())]
+        letters = ", ".join(LETTERS[: len(shown)])
+        raise ValueError(f"{value!r} is not an option of {self.id}: give its text or its letter as shown "
+                         f"({letters}); the options are: {'; '.join(shown)}")
+
+    def _listing(self) -> list[str]:
+        return [f"  {LETTERS[i]}. {option}" for i, option in enumerate(self.shown_options())]
+
+
+# --- questions written in a notebook ----------------------------------------------------------------
+
+_CHOICES: dict[str, Choice] = {}
+CHOICE_ID = re.compile(r"n\d{2}\.\d-[a-z0-9]+(-[a-z0-9]+)*")
+
+
 @dataclass(frozen=True)
-class Choice:
-    """A single-choice question written in a notebook."""
+class Choice(_Options):
+    """A single-choice question written in a notebook, with an id such as ``n02.3-malformed-json`` (``n``,
+    the notebook's number, a short name) by which ``quiz.check(id, answer)`` finds it."""
 
     prompt: str
     options: tuple[str, ...]
     answer: str
     explanation: str
+    id: str = field(kw_only=True)
+    type = "single"
+    link = ""
 
     def __post_init__(self) -> None:
+        if not CHOICE_ID.fullmatch(self.id):
+            raise ValueError(f"a notebook question's id looks like 'n02.3-malformed-json', not {self.id!r}")
         if self.answer not in self.options:
             raise ValueError(f"the answer {self.answer!r} is not among the options {self.options}")
+        _CHOICES[self.id] = self  # running its cell again replaces it
 
-    def check(self, answer: str) -> Feedback:
-        """Feedback on one answer; an answer that is not an option is a clear error."""
-        if answer not in self.options:
-            raise ValueError(f"{answer!r} is not one of the options: {', '.join(self.options)}")
-        return Feedback(answer == self.answer, answer, self.answer, self.explanation)
+    @property
+    def lecture(self) -> int:
+        return int(self.id[1:3])
+
+    def check(self, answer: Any) -> Feedback:
+        """Feedback on one answer: an option's text, or its letter as shown in this session."""
+        given = self._option(answer)
+        return Feedback(given == self.answer, given, self.answer, self.explanation, self.id)
 
     def as_text(self) -> str:
-        return f"{self.prompt}\n" + "\n".join(f"  ( ) {option}" for option in self.options)
+        return "\n".join([f"[{self.id}] {self.prompt}", *self._listing(),
+                          f"  answer with quiz.check(\"{self.id}\", ...): {HOW['single']}"])
 
 
 # --- the question bank ----------------------------------------------------------------------------
@@ -82,9 +176,16 @@ def anchor(heading: str) -> str:
     return heading.strip().replace(" ", "-")
 
 
+HOW = {"single": "a letter as listed here, or the option's text",
+       "multiple": "every right letter as listed here, e.g. \"AC\", or a list of option texts",
+       "truefalse": "True or False",
+       "order": "the letters as listed here, in the right order, e.g. \"CAB\", or a list of option texts"}
+
+
 @dataclass(frozen=True)
-class Question:
-    """A question from the bank; ``check`` accepts an answer in the forms ``as_text`` describes."""
+class Question(_Options):
+    """A question from the bank; ``check`` accepts an answer in the forms ``as_text`` describes. A written
+    question has no ``answer``: ``model_answer`` and ``points`` are what ``reveal`` shows."""
 
     id: str
     type: str
@@ -97,15 +198,18 @@ class Question:
     tolerance: float = 0.0
     unit: str = ""
     lecture: int = 0
+    model_answer: str = ""
+    points: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], lecture: int = 0) -> Question:
-        answer = data["answer"]
+        answer = data.get("answer")
         if data["type"] in ("multiple", "order"):
             answer = tuple(answer)
-        return cls(data["id"], data["type"], data["question"], answer, data["explanation"],
+        return cls(data["id"], data["type"], data["question"], answer, data.get("explanation", ""),
                    data["link"]["notebook"], data["link"]["heading"], tuple(data.get("options", ())),
-                   float(data.get("tolerance", 0)), data.get("unit", ""), lecture)
+                   float(data.get("tolerance", 0)), data.get("unit", ""), lecture,
+                   data.get("model_answer", ""), tuple(data.get("points", ())))
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
@@ -120,23 +224,18 @@ class Question:
             raise ValueError(f"{self.id}: a true/false answer must be true or false")
         if self.type == "numeric" and not isinstance(self.answer, (int, float)):
             raise ValueError(f"{self.id}: a numeric answer must be a number")
+        if self.type == "written" and not (self.model_answer and self.points) or self.type != "written" and (
+                self.model_answer or self.points):
+            raise ValueError(f"{self.id}: a written question (and only one) has a model_answer and points")
 
     @property
     def link(self) -> str:
         return f"{self.notebook}#{anchor(self.heading)}"
 
-    # answers: the forms a student may type, turned into one canonical form
+    def shown_options(self) -> tuple[str, ...]:
+        return super().shown_options() if self.type in SHUFFLED else self.options
 
-    def _option(self, value: Any) -> str:
-        """An option given as its text or its letter (A, B, ...)."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text in self.options:
-                return text
-            if len(text) == 1 and text.upper() in LETTERS[: len(self.options)]:
-                return self.options[LETTERS.index(text.upper())]
-        letters = ", ".join(LETTERS[: len(self.options)])
-        raise ValueError(f"{value!r} is not an option of {self.id}: give its text or its letter ({letters})")
+    # answers: the forms a student may type, turned into one canonical form
 
     def _options(self, value: Any) -> list[str]:
         """Several options: a list of texts or letters, or a string of letters ("AC", "C A B")."""
@@ -149,6 +248,9 @@ class Question:
         return [self._option(item) for item in value]
 
     def normalise(self, answer: Any) -> Any:
+        if self.type == "written":
+            raise ValueError(f"{self.id} is a written question, graded by you: write your answer, then "
+                             f"compare it with the model answer, quiz.reveal(\"{self.id}\")")
         if self.type == "single":
             return self._option(answer)
         if self.type == "multiple":
@@ -174,14 +276,18 @@ class Question:
         return number
 
     def _show(self, value: Any) -> str:
-        if self.type in ("multiple", "order"):
-            return ", ".join(value)
+        """An answer as feedback shows it: option texts, never letters, so it reads the same in any order."""
+        if self.type == "multiple":
+            return "; ".join(value)
+        if self.type == "order":
+            return " → ".join(value)
         if self.type == "numeric":
             shown = f"{value:g}" if isinstance(value, float) else str(value)
             return f"{shown} {self.unit}".strip()
         return str(value)
 
     def check(self, answer: Any) -> Feedback:
+        """Feedback on an answer: for options, their text or their letters as shown in this session."""
         given = self.normalise(answer)
         if self.type == "numeric":
             correct = abs(given - self.answer) <= self.tolerance + 1e-9 * max(1.0, abs(self.answer))
@@ -192,13 +298,21 @@ class Question:
         return Feedback(correct, self._show(given), self._show(self.answer), self.explanation, self.id, self.link)
 
     def as_text(self) -> str:
-        lines = [f"[{self.id}] {self.prompt}"]
-        lines += [f"  {LETTERS[i]}. {option}" for i, option in enumerate(self.options)]
-        how = {"single": "one letter", "multiple": "every right letter, e.g. \"AC\"",
-               "truefalse": "True or False", "numeric": f"a number{' in ' + self.unit if self.unit else ''}",
-               "order": "the letters in the right order, e.g. \"CAB\""}[self.type]
+        lines = [f"[{self.id}] {self.prompt}", *self._listing()]
+        if self.type == "written":
+            lines.append(f"  write your answer, then compare it with the model answer: quiz.reveal(\"{self.id}\")")
+            return "\n".join(lines)
+        how = HOW.get(self.type) or f"a number{' in ' + self.unit if self.unit else ''}"
         lines.append(f"  answer with quiz.check(\"{self.id}\", ...): {how}")
         return "\n".join(lines)
+
+    def model(self) -> str:
+        """A written question's model answer and the points a grader looks for, as Markdown."""
+        if self.type != "written":
+            raise ValueError(f"{self.id} is answered with quiz.check(\"{self.id}\", ...); only a written "
+                             f"question has a model answer to reveal")
+        points = "\n".join(f"- {point}" for point in self.points)
+        return f"**[{self.id}] Model answer.** {self.model_answer}\n\n**A grader looks for:**\n{points}"
 
 
 @cache
@@ -211,22 +325,49 @@ def lectures() -> list[int]:
     return sorted(int(path.stem.split("-")[1]) for path in BANK.glob("lecture-*.json"))
 
 
+def _chosen(lecture: int | Iterable[int] | None) -> list[int]:
+    if lecture is None:
+        return lectures()
+    return [lecture] if isinstance(lecture, int) else sorted(lecture)
+
+
 def bank(lecture: int | None = None) -> list[Question]:
-    """Every question of one lecture, or of all of them."""
-    chosen = [lecture] if lecture is not None else lectures()
-    return [question for number in chosen for question in _load(number)]
+    """Every question of one lecture, or of all of them, that ``check`` grades (written ones: ``written``)."""
+    return [item for number in _chosen(lecture) for item in _load(number) if item.type != "written"]
 
 
-def question(question_id: str) -> Question:
-    for candidate in bank():
-        if candidate.id == question_id:
-            return candidate
-    raise KeyError(f"no question {question_id!r} in the bank (ids look like 'l3-uts-namespace')")
+def written(lecture: int | None = None) -> list[Question]:
+    """The written-answer prompts of one lecture, or of all of them."""
+    return [item for number in _chosen(lecture) for item in _load(number) if item.type == "written"]
+
+
+def question(question_id: str) -> Question | Choice:
+    """A bank question (written ones included), or a notebook question created in this kernel, by id."""
+    for number in lectures():
+        for candidate in _load(number):
+            if candidate.id == question_id:
+                return candidate
+    if question_id in _CHOICES:
+        return _CHOICES[question_id]
+    raise KeyError(f"no question {question_id!r} in the bank (ids look like 'l3-uts-namespace') nor among "
+                   f"this kernel's notebook questions (ids look like 'n03.2-net-namespace': run their cell)")
 
 
 def check(question_id: str, answer: Any) -> Feedback:
-    """Feedback on an answer to a bank question, with the section to re-read when it is wrong."""
+    """Feedback on an answer to a bank or notebook question, with the section to re-read when it is wrong.
+    Give an option as its text or as its letter as shown in this session (``as_text``, the widget)."""
     return question(question_id).check(answer)
+
+
+def reveal(question_id: str) -> Any:
+    """A written question's model answer and the points a grader looks for (Markdown)."""
+    from helpers.display import Markdown
+
+    item = question(question_id)
+    if not isinstance(item, Question) or item.type != "written":
+        raise ValueError(f"{question_id} is answered with quiz.check(\"{question_id}\", ...); only a written "
+                         f"question has a model answer to reveal")
+    return Markdown(item.model())
 
 
 def for_notebook(notebook: str) -> list[Question]:
@@ -234,11 +375,8 @@ def for_notebook(notebook: str) -> list[Question]:
     return [candidate for candidate in bank() if candidate.notebook == notebook]
 
 
-def draw(count: int = 10, seed: int | None = None, lectures_: Iterable[int] | None = None) -> list[Question]:
-    """A mixed quiz: ``count`` questions spread evenly over the lectures. The same seed draws the same quiz;
-    ``seed=None`` draws a fresh one."""
+def _spread(pools: dict[int, list[Question]], count: int, seed: int | None) -> list[Question]:
     generator = random.Random(seed)
-    pools = {number: list(_load(number)) for number in (lectures_ or lectures())}
     for pool in pools.values():
         generator.shuffle(pool)
     drawn: list[Question] = []
@@ -249,7 +387,18 @@ def draw(count: int = 10, seed: int | None = None, lectures_: Iterable[int] | No
     return drawn
 
 
-# --- widgets --------------------------------------------------------------------------------------
+def draw(count: int = 10, seed: int | None = None, lectures_: Iterable[int] | None = None) -> list[Question]:
+    """A mixed quiz: ``count`` questions that ``check`` grades, spread evenly over the lectures. The same seed
+    draws the same quiz; ``seed=None`` draws a fresh one."""
+    return _spread({number: bank(number) for number in _chosen(lectures_)}, count, seed)
+
+
+def draw_written(count: int = 8, seed: int | None = None, lectures_: Iterable[int] | None = None) -> list[Question]:
+    """``count`` written-answer prompts spread evenly over the lectures, drawn like ``draw``."""
+    return _spread({number: written(number) for number in _chosen(lectures_)}, count, seed)
+
+
+# --- sessions and widgets -------------------------------------------------------------------------
 
 
 class Session:
@@ -280,10 +429,9 @@ class Session:
         """(section link, wrong answers) for every section with a wrong answer, most wrong first."""
         counts: dict[str, int] = {}
         for result in self.answers.values():
-            if not result.correct:
+            if not result.correct and result.link:
                 counts[result.link] = counts.get(result.link, 0) + 1
         return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-
 
     def summary(self) -> Any:
         """The score in words and, for each section with a wrong answer, a link to re-read it."""
@@ -304,69 +452,14 @@ class Session:
         return Markdown("\n".join(lines))
 
 
-def _feedback_html(result: Feedback) -> str:
-    colour = "#009E73" if result.correct else "#D55E00"
-    text = str(result).split(" Re-read: ")[0]
-    link = ""
-    if result.link and not result.correct:
-        notebook, _, section = result.link.partition("#")
-        link = f' Re-read: <a href="{result.link}">{notebook}, {section.replace("-", " ")}</a>'
-    return f'<span style="color:{colour}">{text}</span>{link}'
-
-
-def _widget(item: Question | Choice, session: Session | None) -> Any:
-    import ipywidgets as widgets
-
-    class QuestionBox(widgets.VBox):
-        def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
-            bundle = super()._repr_mimebundle_(**kwargs)
-            if bundle is not None:  # plain-text renders show the whole question, not a widget tree
-                bundle["text/plain"] = item.as_text()
-            return bundle
-
-    feedback = widgets.HTML(value="")
-
-    def answer(value: Any) -> None:
-        try:
-            result = item.check(value)
-        except ValueError as exc:
-            feedback.value = f'<span style="color:#D55E00">{exc}</span>'
-            return
-        if session is not None and isinstance(item, Question):
-            session.answers[item.id] = result
-        feedback.value = _feedback_html(result)
-
-    kind = item.type if isinstance(item, Question) else "single"
-    prompt = item.prompt
-    if kind in ("single", "truefalse"):
-        options = list(item.options) if kind == "single" else ["True", "False"]
-        control = widgets.ToggleButtons(options=options, value=None, style={"button_width": "auto"})
-        control.observe(lambda change: change["new"] is not None and answer(change["new"]), names="value")
-        body: list[Any] = [control]
-    else:
-        button = widgets.Button(description="Check")
-        if kind == "multiple":
-            boxes = [widgets.Checkbox(description=option, value=False, indent=False) for option in item.options]
-            body = [*boxes, button]
-            button.on_click(lambda _: answer([box.description for box in boxes if box.value]))
-        elif kind == "numeric":
-            field_ = widgets.FloatText(description=item.unit or "answer")
-            body = [widgets.HBox([field_, button])]
-            button.on_click(lambda _: answer(field_.value))
-        else:  # order
-            listing = "<br>".join(f"{LETTERS[i]}. {option}" for i, option in enumerate(item.options))
-            field_ = widgets.Text(placeholder="letters in order, e.g. CAB")
-            body = [widgets.HTML(value=listing), widgets.HBox([field_, button])]
-            button.on_click(lambda _: answer(field_.value))
-    return QuestionBox([widgets.HTML(value=f"<b>{prompt}</b>"), *body, feedback])
-
-
 def ask(item: Question | Choice | str, session: Session | None = None) -> Any:
-    """The question (or a bank id) as an interactive widget, or as text where ipywidgets is not installed."""
+    """The question (or an id) as an interactive widget, or as text where ipywidgets is not installed."""
     if isinstance(item, str):
         item = question(item)
     try:
-        return _widget(item, session)
+        from helpers.quiz_widgets import widget
+
+        return widget(item, session)
     except ImportError:
         from helpers.display import Markdown
 
@@ -381,5 +474,5 @@ def self_check(notebook: str, extra: Sequence[Choice] = (), session: Session | N
         display(ask(item, session))
 
 
-__all__ = ["Choice", "Feedback", "Question", "Session", "ask", "bank", "check", "draw", "for_notebook",
-           "lectures", "question", "self_check"]
+__all__ = ["Choice", "Feedback", "Question", "Session", "ask", "bank", "check", "draw", "draw_written",
+           "for_notebook", "lectures", "question", "reveal", "seed", "self_check", "written"]
