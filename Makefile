@@ -126,7 +126,8 @@ lint:
 ## It first refuses, naming what it found, a machine holding state a fresh one lacks (a swarm, an earlier
 ## run's images, containers or binfmt rules): a stored output must be what a fresh machine prints.
 execute: setup
-	CLOUDNOTES_STRICT=1 CLOUDNOTES_QUIZ_SEED=4207 bash scripts/system.sh --install -- sh -c '$(BIN)/python -m helpers.leftovers && \
+	CLOUDNOTES_STRICT=1 CLOUDNOTES_QUIZ_SEED=$$($(BIN)/python -c 'from helpers.quiz import RECORDED_SEED; print(RECORDED_SEED)') \
+	  bash scripts/system.sh --install -- sh -c '$(BIN)/python -m helpers.leftovers && \
 	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=900 \
 	  --ExecutePreprocessor.record_timing=False "$$@"' execute $(NOTEBOOKS)
 

@@ -48,6 +48,7 @@ TYPES = (*CHECKED, "written")
 SHUFFLED = ("single", "multiple", "order")
 LETTERS = "ABCDEFGHIJ"
 SEED_VARIABLE = "CLOUDNOTES_QUIZ_SEED"
+RECORDED_SEED = 4207  # the seed of the stored outputs: the test suite and `make execute` set it
 
 
 # --- the session's seed: the order in which options are shown -------------------------------------

@@ -202,7 +202,7 @@ def restore_seed():
 def test_the_suite_runs_with_the_seed_the_recorded_outputs_used():
     import os
 
-    assert os.environ[quiz.SEED_VARIABLE] == "4207" and quiz.seed() == 4207
+    assert os.environ[quiz.SEED_VARIABLE] == "4207" == str(quiz.RECORDED_SEED) and quiz.seed() == 4207
 
 
 def test_the_same_seed_shows_the_same_order_and_other_seeds_other_orders(restore_seed):
