@@ -141,3 +141,20 @@ def test_every_image_a_notebook_builds_carries_the_collection_label():
             source = "".join(cell["source"])
             for call in re.findall(r"client\.images\.build\((?:[^()]|\([^()]*\))*\)", source):
                 assert "labels=" in call, f"{path.name} code cell {index}: images.build without labels= ({label})"
+
+
+COMMAND_CAPTION = re.compile(r"""["'`]\$ (docker|kubectl)\b""")
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+def test_a_cell_that_prints_a_docker_or_kubectl_command_ran_that_command(path):
+    """`$ docker ...` in a cell's output means the command ran: the cell must start that program itself
+    (a cell driving the Python SDK says "the SDK call behind `docker ...`" instead)."""
+    wrong = []
+    for index, cell in enumerate(_code_cells(path)):
+        source = "".join(cell["source"])
+        for program in set(COMMAND_CAPTION.findall(source)):
+            runs_it = re.search(rf"""(subprocess\.\w+|run|Popen)\(\s*\[\s*["']{program}["']""", source)
+            if not runs_it:
+                wrong.append((index, program))
+    assert not wrong, f"code cells print `$ docker|kubectl ...` without running it: {wrong}"
