@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+import warnings
+from collections.abc import Callable
+
 import nbformat
 import pytest
 from nbclient import NotebookClient
@@ -14,6 +18,8 @@ def _consults_the_machine(notebook: catalog.Notebook) -> bool:
     return bool(notebook.requires) or "env." in notebook.path.read_text(encoding="utf-8")
 
 
+SLOW_S = 60  # a run without features takes seconds; a slower one says where its time went
+
 NOTEBOOKS = [notebook for notebook in catalog.notebooks() if _consults_the_machine(notebook)]
 
 
@@ -22,9 +28,22 @@ def test_runs_to_the_end_with_every_feature_absent(notebook, monkeypatch):
     monkeypatch.delenv(env.STRICT_VARIABLE, raising=False)
     monkeypatch.setenv(env.WITHOUT_VARIABLE, "all")
     nb = nbformat.read(notebook.path, as_version=4)
+    marks = [("start", time.monotonic())]  # where the time goes, reported below when a run is slow
+
+    def mark(name: str) -> Callable[..., None]:
+        return lambda **info: marks.append((f"{name} {info.get('cell_index', '')}".strip(), time.monotonic()))
+
     client = NotebookClient(nb, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(notebook.path.parent)}})
+                            resources={"metadata": {"path": str(notebook.path.parent)}},
+                            on_notebook_start=mark("kernel ready"), on_cell_start=mark("cell"),
+                            on_cell_executed=mark("cell done"), on_notebook_complete=mark("complete"))
     client.execute()  # raises CellExecutionError on any error outside a raises-exception cell
+    gaps = sorted(((later[1] - earlier[1], f"{earlier[0]} -> {later[0]}")
+                   for earlier, later in zip(marks, marks[1:], strict=False)), reverse=True)
+    gaps = [f"{seconds:.1f} s from {where}" for seconds, where in gaps]
+    if marks[-1][1] - marks[0][1] > SLOW_S:
+        warnings.warn(f"{notebook.path.name} took {marks[-1][1] - marks[0][1]:.0f} s; longest waits: {gaps[:3]}",
+                      stacklevel=1)
     shown = "\n".join(
         str(output.get("text", "")) + str(output.get("data", {}).get("text/markdown", ""))
         for cell in nb.cells if cell.cell_type == "code" for output in cell.outputs
