@@ -110,3 +110,26 @@ def test_debian_tarball_names_its_packages_and_explains_what_is_missing(tmp_path
 @needs_docker
 def test_pull_or_none_is_none_for_an_image_no_registry_has(client):
     assert images.pull_or_none(client, "127.0.0.1:9/cloudnotes/nothing-here:1") is None
+
+
+def test_the_recorded_parent_images_and_wheels_have_sources_and_match_the_lock():
+    """data/parent-images.json: every image with its C library and source; every wheel row for a version
+    this collection locks, so that a new lock flags the recorded wheel list as out of date."""
+    import datetime as dt
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    data = json.loads((root / "data" / "parent-images.json").read_text(encoding="utf-8"))
+    assert dt.date.fromisoformat(data["read"]) <= dt.date.today()
+    assert {image["libc"] for image in data["images"]} == {"glibc", "musl", "none"}
+    assert all(image["source"].startswith("https://") for image in data["images"])
+    lock = (root / "requirements-lock.txt").read_text(encoding="utf-8")
+    for row in data["wheels"]["packages"]:
+        locked = re.findall(rf"^{re.escape(row['name'])}==([^\s;]+)", lock, flags=re.MULTILINE | re.IGNORECASE)
+        assert row["version"] in locked, f"{row['name']} {row['version']} is not a locked version {locked}"
+        assert row["pure_python_wheel"] or row["manylinux_x86_64"] or row["musllinux_x86_64"] or row["sdist"]
+    lab1 = (root / "notebooks" / "labs" / "lab1" / "requirements.txt").read_text(encoding="utf-8")
+    direct = {line.split(">=")[0].strip() for line in lab1.splitlines() if line and not line.startswith("#")}
+    assert direct <= {row["name"] for row in data["wheels"]["packages"] if row["in"] == "Lab 1"}
