@@ -29,6 +29,13 @@ class Notebook:
         return int(self.path.name[:2])
 
 
+def sources(path: Path | str, kind: str | None = None) -> list[str]:
+    """The source of every cell of a notebook file (only of ``code`` or ``markdown`` cells, if ``kind``)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return ["".join(cell.get("source", [])) for cell in data.get("cells", [])
+            if kind is None or cell.get("cell_type") == kind]
+
+
 def read(path: Path | str) -> Notebook:
     """Title (the first Markdown heading), summary and needs of one notebook file."""
     path = Path(path)

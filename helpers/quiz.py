@@ -225,9 +225,10 @@ class Question(_Options):
             raise ValueError(f"{self.id}: a true/false answer must be true or false")
         if self.type == "numeric" and not isinstance(self.answer, (int, float)):
             raise ValueError(f"{self.id}: a numeric answer must be a number")
-        if self.type == "written" and not (self.model_answer and self.points) or self.type != "written" and (
-                self.model_answer or self.points):
-            raise ValueError(f"{self.id}: a written question (and only one) has a model_answer and points")
+        if self.type == "written" and not (self.model_answer and self.points):
+            raise ValueError(f"{self.id}: a written question needs a model_answer and points")
+        if self.type != "written" and (self.model_answer or self.points):
+            raise ValueError(f"{self.id}: only a written question has a model_answer and points")
 
     @property
     def link(self) -> str:
@@ -365,10 +366,10 @@ def reveal(question_id: str) -> Any:
     from helpers.display import Markdown
 
     item = question(question_id)
-    if not isinstance(item, Question) or item.type != "written":
+    if isinstance(item, Choice):
         raise ValueError(f"{question_id} is answered with quiz.check(\"{question_id}\", ...); only a written "
                          f"question has a model answer to reveal")
-    return Markdown(item.model())
+    return Markdown(item.model())  # model() refuses a bank question that is not a written one
 
 
 def for_notebook(notebook: str) -> list[Question]:

@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from helpers import catalog
+
 ROOT = Path(__file__).resolve().parent.parent
 FACTS = ROOT / "data" / "facts.json"
 PRICE_FILES = [ROOT / "data" / "cloud-prices.json", ROOT / "data" / "s3-prices.json"]
@@ -43,8 +45,7 @@ def _read_date(text: str) -> datetime.date:
 def _text_of(path: Path) -> str:
     """What a reader sees as the file's own text: a notebook's cell sources (not its outputs), else the file."""
     if path.suffix == ".ipynb":
-        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-        return "\n".join("".join(cell["source"]) for cell in cells)
+        return "\n".join(catalog.sources(path))
     return path.read_text(encoding="utf-8")
 
 

@@ -46,15 +46,13 @@ def test_shell_scripts_parse():
 
 def test_the_readme_lists_every_erratum_box_of_the_notebooks_and_no_other():
     """Each "Erratum (course notes, lecture N)" box is one row of the README's errata table, with its lecture."""
-    import json
+    from helpers import catalog
 
     box = re.compile(r"> \*\*Erratum \(course notes, lecture (\d)\):\*\*")
     boxes = []
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
-            if cell["cell_type"] == "markdown":
-                text = "".join(cell["source"])
-                boxes += [(lecture, path.name) for lecture in box.findall(text)]
+        for text in catalog.sources(path, "markdown"):
+            boxes += [(lecture, path.name) for lecture in box.findall(text)]
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     table = readme.split("## Errata of the course notes", 1)[1].split("\n## ", 1)[0]
     rows = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import quiz
+from helpers import catalog, quiz
 
 QUESTION = quiz.Choice("Which model is AWS EC2?", ("SaaS", "PaaS", "IaaS"), "IaaS", "You manage the OS upward.",
                        id="n01.1-test-ec2")
@@ -81,8 +81,7 @@ def test_every_lecture_notebook_ends_with_a_self_check_from_the_bank():
     notebooks = sorted(path.name for path in (ROOT / "notebooks").glob("0[1-4].*.ipynb"))
     for name in notebooks:
         assert quiz.for_notebook(name), f"no bank question on {name}"
-        cells = json.loads((ROOT / "notebooks" / name).read_text())["cells"]
-        code = "".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "code")
+        code = "".join(catalog.sources(ROOT / "notebooks" / name, "code"))
         assert f'quiz.self_check("{name}"' in code, name
 
 
@@ -406,9 +405,8 @@ def _notebook_choices() -> list[dict]:
 
     found = []
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        for cell in json.loads(path.read_text())["cells"]:
-            source = "".join(cell["source"])
-            if cell["cell_type"] != "code" or "Choice(" not in source:
+        for source in catalog.sources(path, "code"):
+            if "Choice(" not in source:
                 continue
             for node in ast.walk(ast.parse(source)):
                 if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "Choice":
