@@ -127,18 +127,25 @@ def python_base(client: Any) -> Base:
                 "(no image registry answers)", False)
 
 
-def wheels(requirements: Path, python_version: str = "3.11", platform: str = "manylinux2014_x86_64") -> Path:
+def wheels(requirements: Path, python_version: str = "3.11",
+           platform: str | tuple[str, ...] = "manylinux2014_x86_64") -> Path:
     """A folder of wheels for ``requirements``, for CPython ``python_version`` on ``platform``: downloaded once
-    from PyPI by the host's pip and cached, so that an image build installs them with no network."""
+    from PyPI by the host's pip and cached, so that an image build installs them with no network.
+
+    ``platform`` may name several tags: pip's ``--platform`` accepts exactly the tags given, so a musl 1.2
+    system, which runs ``musllinux_1_1`` and ``musllinux_1_2`` wheels alike, needs both named.
+    """
     text = Path(requirements).read_text()
-    key = hashlib.sha256(f"{text}|{python_version}|{platform}".encode()).hexdigest()[:12]
+    platforms = (platform,) if isinstance(platform, str) else tuple(platform)
+    key = hashlib.sha256(f"{text}|{python_version}|{'+'.join(platforms)}".encode()).hexdigest()[:12]
     folder = cache_dir() / "wheels" / key
     if (folder / ".complete").exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     done = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
                            "--only-binary=:all:", "--implementation", "cp", "--python-version", python_version,
-                           "--platform", platform, "--dest", str(folder), "--requirement", str(requirements)],
+                           *(flag for tag in platforms for flag in ("--platform", tag)),
+                           "--dest", str(folder), "--requirement", str(requirements)],
                           capture_output=True, text=True, timeout=600, check=False)
     if done.returncode != 0:
         raise ImageError(f"pip could not download the wheels: {(done.stderr.strip() or 'no output')[-400:]}")
