@@ -125,6 +125,18 @@ def test_the_recorded_parent_images_and_wheels_have_sources_and_match_the_lock()
     assert dt.date.fromisoformat(data["read"]) <= dt.date.today()
     assert {image["libc"] for image in data["images"]} == {"glibc", "musl", "none"}
     assert all(image["source"].startswith("https://") for image in data["images"])
+    for image in data["images"]:
+        sized = image["amd64"]
+        if image["image"] == "scratch":
+            assert sized["compressed_bytes"] == sized["on_disk_mb"] == sized["layers"] == 0
+            continue
+        assert 0 < sized["compressed_bytes"] / 1e6 < sized["on_disk_mb"], image["image"]
+        assert sized["layers"] >= 1 and sized["image_id"].startswith("sha256:")
+        assert dt.date.fromisoformat(sized["built"]) <= dt.date.fromisoformat(data["read"])
+        for source in (sized["remote"], sized["local"]):  # pinned to a commit, not a moving branch
+            assert re.fullmatch(r"https://github\.com/docker-library/repo-info/blob/[0-9a-f]{40}/repos/\S+\.md", source)
+        assert "/remote/" in sized["remote"] and "/local/" in sized["local"]
+        assert ("musl" in sized["libc_package"]) == (image["libc"] == "musl")
     lock = (root / "requirements-lock.txt").read_text(encoding="utf-8")
     for row in data["wheels"]["packages"]:
         locked = re.findall(rf"^{re.escape(row['name'])}==([^\s;]+)", lock, flags=re.MULTILINE | re.IGNORECASE)
