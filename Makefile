@@ -122,11 +122,13 @@ lint:
 	$(BIN)/ruff check helpers tests notebooks conftest.py
 
 ## execute: re-run the notebooks in place (strict: every need must be met) so their stored outputs are real,
-## with the quiz seed the test suite uses (conftest.py), so that the recorded option orders are the ones compared.
+## with the quiz seed the test suite uses (conftest.py), so that the recorded option orders are the ones compared,
+## and a progress file of its own (build/execute-progress), so that recording never adds to yours.
 ## It first refuses, naming what it found, a machine holding state a fresh one lacks (a swarm, an earlier
 ## run's images, containers or binfmt rules): a stored output must be what a fresh machine prints.
 execute: setup
-	CLOUDNOTES_STRICT=1 CLOUDNOTES_QUIZ_SEED=$$($(BIN)/python -c 'from helpers.quiz import RECORDED_SEED; print(RECORDED_SEED)') \
+	@rm -rf build/execute-progress
+	CLOUDNOTES_STRICT=1 CLOUDNOTES_PROGRESS="$(CURDIR)/build/execute-progress/progress.jsonl" CLOUDNOTES_QUIZ_SEED=$$($(BIN)/python -c 'from helpers.quiz import RECORDED_SEED; print(RECORDED_SEED)') \
 	  bash scripts/system.sh --install -- sh -c '$(BIN)/python -m helpers.leftovers && \
 	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=900 \
 	  --ExecutePreprocessor.record_timing=False "$$@"' execute $(NOTEBOOKS)

@@ -35,6 +35,7 @@ import math
 import os
 import random
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -357,8 +358,39 @@ def question(question_id: str) -> Question | Choice:
 
 def check(question_id: str, answer: Any) -> Feedback:
     """Feedback on an answer to a bank or notebook question, with the section to re-read when it is wrong.
-    Give an option as its text or as its letter as shown in this session (``as_text``, the widget)."""
-    return question(question_id).check(answer)
+    Give an option as its text or as its letter as shown in this session (``as_text``, the widget). The answer
+    is kept in the progress file (``helpers.progress``)."""
+    item = question(question_id)
+    result = item.check(answer)
+    remember(item, result, "check")
+    return result
+
+
+def remember(item: Question | Choice, result: Feedback, source: str) -> None:
+    """Append an answer to the progress file; a file that cannot be written costs a warning, never the answer."""
+    from helpers import progress
+
+    try:
+        progress.record(item.id, correct=result.correct, source=source, lecture=item.lecture)
+    except OSError as error:
+        warnings.warn(f"this answer was not saved to {progress.path()}: {error}", progress.ProgressWarning,
+                      stacklevel=3)
+
+
+def grade(question_id: str, rating: str) -> str:
+    """Grade your own answer to a written question against its model answer (``reveal``): again (missed it),
+    hard, good or easy. The rating schedules the question's next review; returns when that is."""
+    from helpers import progress
+
+    item = question(question_id)
+    if item.type != "written":
+        raise ValueError(f"{question_id} is graded by quiz.check(\"{question_id}\", ...); only a written question "
+                         "is graded by its reader")
+    if rating not in progress.RATINGS:
+        raise ValueError(f"a self-grade is one of {', '.join(progress.RATINGS)}, not {rating!r}")
+    progress.record(item.id, rating=rating, source="self-grade", lecture=item.lecture)
+    card = progress.cards([a for a in progress.answers() if a.question == item.id])[item.id]
+    return f"{item.id}: graded {rating}; next review due {card.due:%Y-%m-%d %H:%M} UTC"
 
 
 def reveal(question_id: str) -> Any:
@@ -410,7 +442,9 @@ class Session:
         self.answers: dict[str, Feedback] = {}
 
     def check(self, question_id: str, answer: Any) -> Feedback:
-        result = check(question_id, answer)
+        item = question(question_id)
+        result = item.check(answer)
+        remember(item, result, "session")
         self.answers[question_id] = result
         return result
 
@@ -477,4 +511,4 @@ def self_check(notebook: str, extra: Sequence[Choice] = (), session: Session | N
 
 
 __all__ = ["Choice", "Feedback", "Question", "Session", "ask", "bank", "check", "draw", "draw_written",
-           "for_notebook", "lectures", "question", "reveal", "seed", "self_check", "written"]
+           "for_notebook", "grade", "lectures", "question", "remember", "reveal", "seed", "self_check", "written"]

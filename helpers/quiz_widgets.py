@@ -11,7 +11,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from helpers.quiz import LETTERS, Choice, Feedback, Question, Session
+from helpers.quiz import LETTERS, Choice, Feedback, Question, Session, grade, remember
 
 
 def feedback_html(result: Feedback) -> str:
@@ -58,6 +58,7 @@ def widget(item: Question | Choice, session: Session | None) -> Any:
         except ValueError as exc:
             feedback.value = f'<span style="color:#D55E00">{html.escape(str(exc))}</span>'
             return
+        remember(item, result, "widget")
         if session is not None:
             session.answers[item.id] = result
         feedback.value = feedback_html(result)
@@ -76,12 +77,23 @@ def widget(item: Question | Choice, session: Session | None) -> Any:
         draft = widgets.Textarea(placeholder="Your answer: a paragraph, in your own words",
                                  layout=widgets.Layout(width="100%", height="6em"))
         button = widgets.Button(description="Show model answer")
+        ratings = [widgets.Button(description=rating.capitalize(), layout=widgets.Layout(display="none"))
+                   for rating in ("again", "hard", "good", "easy")]
+        graded = widgets.HTML(value="")
 
         def show(_: Any) -> None:
-            feedback.value = _markdown_html(item.model())
+            feedback.value = _markdown_html(item.model()) + "<p>How did your answer compare? Grade it:</p>"
+            for rating_button in ratings:
+                rating_button.layout.display = None
+
+        def rate(rating_button: Any) -> None:
+            graded.value = html.escape(grade(item.id, rating_button.description.lower()))
 
         button.on_click(show)
+        for rating_button in ratings:
+            rating_button.on_click(rate)
         body = [draft, button]
+        return QuestionBox([header, *body, feedback, widgets.HBox(ratings), graded])
     else:
         button = widgets.Button(description="Check")
         if kind == "multiple":

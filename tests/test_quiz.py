@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import catalog, quiz
+from helpers import catalog, progress, quiz
 
 QUESTION = quiz.Choice("Which model is AWS EC2?", ("SaaS", "PaaS", "IaaS"), "IaaS", "You manage the OS upward.",
                        id="n01.1-test-ec2")
@@ -293,10 +293,18 @@ def test_a_written_prompt_is_revealed_not_checked():
         quiz.reveal(BANK[0].id)
     box = quiz.ask(item.id)
     assert box._repr_mimebundle_()["text/plain"] == text
-    button, feedback = box.children[-2], box.children[-1]
+    button, feedback, ratings, graded = box.children[-4:]
     assert button.description == "Show model answer" and feedback.value == ""
+    assert all(rating.layout.display == "none" for rating in ratings.children)
     button.click()
     assert "A grader looks for" in feedback.value and item.points[0][:20] in feedback.value
+    assert [rating.description for rating in ratings.children if rating.layout.display is None] == [
+        "Again", "Hard", "Good", "Easy"]
+    ratings.children[2].click()
+    assert graded.value.startswith(f"{item.id}: graded good; next review due ")
+    last = progress.answers()[-1]
+    assert (last.question, last.lecture, last.correct, last.rating, last.source) == (
+        item.id, item.lecture, True, "good", "self-grade")
 
 
 def test_written_prompts_are_drawn_evenly_and_reproducibly():

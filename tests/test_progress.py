@@ -1,0 +1,112 @@
+"""helpers.progress: answers kept across processes, safe when two write at once or the file is damaged,
+scheduled with FSRS; and the Anki deck and exam sheet written from the question bank."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import progress, quiz
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def file(tmp_path, monkeypatch):
+    target = tmp_path / "progress.jsonl"
+    monkeypatch.setenv(progress.VARIABLE, str(target))
+    return target
+
+
+def test_the_file_lives_outside_the_repository_by_default(monkeypatch):
+    monkeypatch.delenv(progress.VARIABLE, raising=False)
+    default = progress.path()
+    assert default.name == "progress.jsonl" and ROOT not in default.parents
+
+
+def test_every_way_of_answering_is_kept_and_survives_a_new_python_process(file):
+    bank_single = next(q for q in quiz.bank(2) if q.type == "single")
+    quiz.check(bank_single.id, bank_single.answer)
+    session = quiz.Session()
+    session.check(bank_single.id, next(o for o in bank_single.options if o != bank_single.answer))
+    written = quiz.written(3)[0]
+    quiz.grade(written.id, "hard")
+    code = ("from helpers import progress; "
+            "print([(a.question, a.correct, a.rating, a.source) for a in progress.answers()])")
+    seen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert seen.strip() == str([(bank_single.id, True, "good", "check"),
+                                (bank_single.id, False, "again", "session"),
+                                (written.id, True, "hard", "self-grade")])
+    assert all(json.loads(line)["at"] for line in file.read_text().splitlines())  # one readable record per line
+
+
+def _answer_many(target: str, name: str, count: int) -> None:
+    for i in range(count):
+        progress.record(f"l1-{name}-{i}", correct=i % 2 == 0, file=Path(target))
+
+
+def test_two_processes_answering_at_once_lose_nothing(file):
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_answer_many, args=(str(file), name, 300)) for name in ("a", "b")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    kept = progress.answers(file)
+    assert len(kept) == 600 and len({a.question for a in kept}) == 600
+
+
+def test_a_corrupt_file_is_kept_aside_reported_and_replaced(file):
+    progress.record("l1-cloud-definition", correct=True, at=T0)
+    with file.open("a") as damaged:
+        damaged.write('{"at": "2026-11-20T10:00:00+00:00", "question": "l1-x", "correct": "yes"}\n')
+    before = file.read_bytes()
+    with pytest.warns(progress.ProgressWarning, match="could not be read.*kept as .*corrupt-"):
+        assert progress.answers() == []
+    (aside,) = file.parent.glob("progress.jsonl.corrupt-*")
+    assert aside.read_bytes() == before and not file.exists()
+    progress.record("l1-cloud-definition", correct=False)
+    assert [a.correct for a in progress.answers()] == [False]
+
+
+def test_forget_asks_first_and_keeps_the_old_file(file, monkeypatch):
+    progress.record("l1-cloud-definition", correct=True)
+    monkeypatch.setattr("builtins.input", lambda prompt: "no")
+    assert progress.forget() == "kept: nothing was forgotten" and len(progress.answers()) == 1
+    monkeypatch.setattr("builtins.input", lambda prompt: "yes")
+    assert progress.forget().startswith("forgot 1 answers") and progress.answers() == []
+    assert len(list(file.parent.glob("progress.jsonl.forgotten-*"))) == 1
+
+
+def test_a_right_answer_pushes_the_review_out_and_a_wrong_one_brings_it_back(file):
+    question = "l2-explicit-deny-wins"
+    progress.record(question, correct=True, at=T0)
+    first = progress.cards(progress.answers())[question].due
+    progress.record(question, correct=True, at=first)
+    second = progress.cards(progress.answers())[question].due
+    progress.record(question, correct=False, at=second)
+    third = progress.cards(progress.answers())[question].due
+    assert first - T0 < second - first  # each right answer: a longer wait
+    assert third - second < dt.timedelta(hours=1)  # a wrong one: back within the hour
+    plan = progress.plan(now=second + dt.timedelta(minutes=30))
+    assert plan.due[0].id == question and question not in {q.id for q in plan.new}
+
+
+def test_the_plan_puts_due_questions_first_then_new_ones_and_counts_the_days_left(file):
+    progress.set_midterm("2026-12-10")
+    for lecture_question in ("l1-saas-example", "l3-docker-ps"):
+        progress.record(lecture_question, correct=False, at=T0)
+    plan = progress.plan(now=T0 + dt.timedelta(days=1))
+    assert [q.id for q in plan.queue(4)][:2] == ["l1-saas-example", "l3-docker-ps"]
+    assert {q.lecture for q in plan.queue(6)[2:]} == set(quiz.lectures())  # new ones from every lecture
+    assert plan.days_left == 19 and plan.due_per_lecture() == {1: 1, 2: 0, 3: 1, 4: 0}
+    assert len(plan.new) == len(quiz.bank()) - 2
+    assert plan.sections and all(0 <= s[2] <= 1 for s in plan.sections)
