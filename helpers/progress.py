@@ -272,7 +272,7 @@ def plan(file: Path | None = None, now: dt.datetime | None = None) -> Plan:
     now = _aware(now) if now else _now()
     history = [a for a in answers(file) if a.at <= now]
     found = cards(history)
-    bank = quiz.bank()
+    bank = quiz.bank() + quiz.written()  # written questions too: they are self-graded
     due = sorted((q for q in bank if q.id in found and found[q.id].due <= now), key=lambda q: found[q.id].due)
     pools = {n: [q for q in bank if q.lecture == n and q.id not in found] for n in quiz.lectures()}
     new = []
@@ -304,7 +304,7 @@ def known_per_day(file: Path | None = None, days: Iterable[dt.date] = ()) -> dic
     from helpers import quiz
 
     history = answers(file)
-    bank = quiz.bank()
+    bank = quiz.bank() + quiz.written()  # written questions too: they are self-graded
     series: dict[int, list[float]] = {n: [] for n in quiz.lectures()}
     for day in days:
         end = dt.datetime.combine(day, dt.time(23, 59, 59), dt.UTC)

@@ -512,3 +512,29 @@ def self_check(notebook: str, extra: Sequence[Choice] = (), session: Session | N
 
 __all__ = ["Choice", "Feedback", "Question", "Session", "ask", "bank", "check", "draw", "draw_written",
            "for_notebook", "grade", "lectures", "question", "remember", "reveal", "seed", "self_check", "written"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m helpers.quiz anki OUT.apkg`` (the bank as an Anki deck) or ``sheet OUT.html`` (the exam sheet)."""
+    import argparse
+
+    from helpers import exports
+
+    parser = argparse.ArgumentParser(prog="python -m helpers.quiz", description="The question bank outside the "
+                                     "notebooks.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("anki", help="write every bank question as an Anki deck (.apkg)").add_argument("out")
+    commands.add_parser("sheet", help="write the comparison tables of 05.1 as one HTML page").add_argument("out")
+    arguments = parser.parse_args(argv)
+    if arguments.command == "anki":
+        count = exports.anki_deck(Path(arguments.out))
+        print(f"wrote {count} notes to {arguments.out}: in Anki, File > Import, and choose it (importing a newer "
+              "deck updates these notes)")
+    else:
+        count = exports.exam_sheet(Path(arguments.out))
+        print(f"wrote {count} tables to {arguments.out}: open it in a browser and print it")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import multiprocessing
+import sqlite3
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -108,5 +110,40 @@ def test_the_plan_puts_due_questions_first_then_new_ones_and_counts_the_days_lef
     assert [q.id for q in plan.queue(4)][:2] == ["l1-saas-example", "l3-docker-ps"]
     assert {q.lecture for q in plan.queue(6)[2:]} == set(quiz.lectures())  # new ones from every lecture
     assert plan.days_left == 19 and plan.due_per_lecture() == {1: 1, 2: 0, 3: 1, 4: 0}
-    assert len(plan.new) == len(quiz.bank()) - 2
+    assert len(plan.new) == len(quiz.bank()) + len(quiz.written()) - 2
     assert plan.sections and all(0 <= s[2] <= 1 for s in plan.sections)
+
+
+def test_the_anki_deck_has_one_note_per_bank_question_with_stable_ids(tmp_path):
+    bank = quiz.bank() + quiz.written()
+
+    def notes(out: Path) -> list[tuple[str, str, str]]:
+        done = subprocess.run([sys.executable, "-m", "helpers.quiz", "anki", str(out)], capture_output=True,
+                              text=True, check=True, cwd=ROOT)
+        assert f"wrote {len(bank)} notes" in done.stdout
+        with zipfile.ZipFile(out) as package:  # an .apkg is a zip holding a SQLite database
+            package.extract("collection.anki2", tmp_path / out.stem)
+        with sqlite3.connect(tmp_path / out.stem / "collection.anki2") as collection:
+            return collection.execute("select guid, flds, tags from notes order by guid").fetchall()
+
+    first, again = notes(tmp_path / "one.apkg"), notes(tmp_path / "two.apkg")
+    assert len(first) == len(bank) and len({guid for guid, _, _ in first}) == len(bank)
+    assert [guid for guid, _, _ in first] == [guid for guid, _, _ in again]  # re-import updates, never duplicates
+    fields = {flds.split("\x1f")[0]: (flds.split("\x1f"), tags) for _, flds, tags in first}
+    assert set(fields) == {q.id for q in bank}
+    single = next(q for q in bank if q.type == "single")
+    (_, front, answer, explanation, section), tags = fields[single.id]
+    assert all(option in front for option in single.options) and answer == single.answer
+    assert f"cloudnotes::lecture-{single.lecture}" in tags and single.heading in section
+
+
+def test_the_exam_sheet_holds_every_comparison_table_of_the_review(tmp_path):
+    from helpers import exports
+
+    out = tmp_path / "sheet.html"
+    count = exports.exam_sheet(out)
+    page = out.read_text()
+    tables = exports._tables(exports.REVIEW)
+    assert count == len(tables) >= 4 and page.count("<table>") == count
+    assert page.count("<h2>") == len({heading for heading, _ in tables})  # one section per heading
+    assert all(f"<h2>{heading}</h2>" in page for heading, _ in tables if "&" not in heading)
