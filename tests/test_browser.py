@@ -13,10 +13,11 @@ Screenshots go to build/browser/ (ignored by git).
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from helpers import browser, catalog, executed
+from helpers import browser, catalog, executed, progress
 
 pytestmark = pytest.mark.needs("chromium")
 NAMES = [notebook.path.name for notebook in catalog.notebooks()]
@@ -66,3 +67,21 @@ def test_run_all_in_the_browser(page, name):
     assert run.images_rendered == run.images_expected, f"{name}: only {plots} plots rendered"
     if run.widgets:
         assert run.widget_answered, f"{name}: clicking a quiz answer gave no feedback"
+
+
+def test_an_answer_clicked_in_lab_outlives_its_kernel_and_counts_in_the_review(page):
+    """A student clicks an answer in one notebook, its kernel is shut down, and 05.1, in a new kernel, counts
+    it: the answer went to the progress file (the suite's own, see conftest.py), not to the kernel's memory."""
+    before = len(progress.answers())
+    clicked = browser.run_notebook(page, page.lab, "01.1-service-models.ipynb")  # Run All, one click, kernel shut
+    assert clicked.widget_answered
+    assert any(answer.source == "widget" for answer in progress.answers()[before:])
+    browser.open_lab(page, page.lab, "notebooks/05.1-midterm-review.ipynb")
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(browser._ALL_RUN, timeout=300_000, polling=250)
+    panel = page.evaluate("window.jupyterapp.shell.currentWidget.id")
+    shown = " ".join(page.locator(f"#{panel} .jp-OutputArea-output").all_inner_texts())
+    browser.close_notebook(page)
+    counted = re.search(r"answers so far: (\d+)", shown)
+    assert counted, "05.1 did not show the student's own progress"
+    assert int(counted.group(1)) == len(progress.answers()) >= before + 3  # the click, and 05.1's own two answers
