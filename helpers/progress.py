@@ -299,17 +299,26 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def known_per_day(file: Path | None = None, days: Iterable[dt.date] = ()) -> dict[int, list[float]]:
-    """For each lecture, the mean recall of its bank questions at the end of each of ``days``."""
+def known_per_day(file: Path | None = None, days: Iterable[dt.date] = (),
+                  by: str = "lecture") -> dict[Any, list[float]]:
+    """The mean recall at the end of each of ``days``, per lecture (``by="lecture"``, keys 1 to 4) or per
+    notebook section (``by="section"``, keys the sections' links, only those with an answered question)."""
     from helpers import quiz
 
+    if by not in ("lecture", "section"):
+        raise ValueError(f"by is 'lecture' or 'section', not {by!r}")
     history = answers(file)
-    bank = quiz.bank() + quiz.written()  # written questions too: they are self-graded
-    series: dict[int, list[float]] = {n: [] for n in quiz.lectures()}
+    bank = quiz.bank() + quiz.written()
+    groups: dict[Any, list] = {}
+    for q in bank:
+        groups.setdefault(q.lecture if by == "lecture" else q.link, []).append(q)
+    if by == "section":
+        asked = {a.question for a in history}
+        groups = {link: members for link, members in groups.items() if any(q.id in asked for q in members)}
+    series: dict[Any, list[float]] = {key: [] for key in groups}
     for day in days:
         end = dt.datetime.combine(day, dt.time(23, 59, 59), dt.UTC)
         found = cards(history, until=end)
-        for n in series:
-            members = [q for q in bank if q.lecture == n]
-            series[n].append(_mean([recall(found[q.id], end) if q.id in found else 0.0 for q in members]))
+        for key, members in groups.items():
+            series[key].append(_mean([recall(found[q.id], end) if q.id in found else 0.0 for q in members]))
     return series

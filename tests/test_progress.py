@@ -147,3 +147,15 @@ def test_the_exam_sheet_holds_every_comparison_table_of_the_review(tmp_path):
     assert count == len(tables) >= 4 and page.count("<table>") == count
     assert page.count("<h2>") == len({heading for heading, _ in tables})  # one section per heading
     assert all(f"<h2>{heading}</h2>" in page for heading, _ in tables if "&" not in heading)
+
+
+def test_mastery_day_by_day_rises_after_right_answers_per_lecture_and_per_section(file):
+    question = quiz.question("l2-explicit-deny-wins")
+    progress.record(question.id, correct=True, at=T0)
+    days = [T0.date() - dt.timedelta(days=1), T0.date()]
+    lectures = progress.known_per_day(days=days)
+    sections = progress.known_per_day(days=days, by="section")
+    assert set(lectures) == set(quiz.lectures()) and lectures[2][0] == 0 < lectures[2][1] and lectures[1] == [0, 0]
+    assert list(sections) == [question.link] and sections[question.link][0] == 0 < sections[question.link][1]
+    with pytest.raises(ValueError, match="lecture' or 'section"):
+        progress.known_per_day(days=days, by="notebook")
