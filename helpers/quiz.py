@@ -511,7 +511,15 @@ def self_check(notebook: str, extra: Sequence[Choice] = (), session: Session | N
 
 
 __all__ = ["Choice", "Feedback", "Question", "Session", "ask", "bank", "check", "draw", "draw_written",
-           "for_notebook", "grade", "lectures", "question", "remember", "reveal", "seed", "self_check", "written"]
+           "for_notebook", "forget", "grade", "lectures", "question", "remember", "reveal", "seed", "self_check",
+           "written"]
+
+
+def forget(confirm: bool | None = None) -> str:
+    """Start again from no answers: the progress file is set aside after asking (``helpers.progress.forget``)."""
+    from helpers import progress
+
+    return progress.forget(confirm=confirm)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -84,7 +84,7 @@ def test_forget_asks_first_and_keeps_the_old_file(file, monkeypatch):
     monkeypatch.setattr("builtins.input", lambda prompt: "no")
     assert progress.forget() == "kept: nothing was forgotten" and len(progress.answers()) == 1
     monkeypatch.setattr("builtins.input", lambda prompt: "yes")
-    assert progress.forget().startswith("forgot 1 answers") and progress.answers() == []
+    assert quiz.forget().startswith("forgot 1 answers") and progress.answers() == []
     assert len(list(file.parent.glob("progress.jsonl.forgotten-*"))) == 1
 
 
