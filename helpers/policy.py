@@ -249,8 +249,7 @@ class Statement:
     effect: str
     actions: tuple[str, ...]
     not_action: bool
-    resources: tuple[tuple, ...]  # tokenised patterns; empty with resource_any
-    resource_text: tuple[str, ...]
+    resources: tuple[tuple, ...]  # tokenised patterns; empty when there is no Resource (a role's trust policy)
     not_resource: bool
     principals: dict[str, tuple[str, ...]] | None  # resource-based policies only; {"*": ("*",)} for everyone
     not_principal: bool
@@ -334,12 +333,8 @@ def _statement(statement: dict, index: int, name: str, kind: str, variables: boo
             raise PolicyError(name, f"{action!r} is not an action: write service:ActionName, e.g. s3:GetObject"
                               f"{hint}", label, action_key)
     resource_key = _one_of(statement, ("Resource", "NotResource"), name, label, required=kind == "identity")
-    resource_text: tuple[str, ...] = ()
-    resources: list[tuple] = []
-    if resource_key:
-        resource_text = tuple(str(r) for r in _listed(statement[resource_key], name, label, resource_key))
-        for text in resource_text:
-            resources.append(_resource_pattern(text, variables, name, label, resource_key))
+    resources = tuple(_resource_pattern(str(text), variables, name, label, resource_key)
+                      for text in _listed(statement[resource_key], name, label, resource_key)) if resource_key else ()
     principal_key = _one_of(statement, ("Principal", "NotPrincipal"), name, label, required=kind == "resource")
     if kind == "identity" and principal_key:
         raise PolicyError(name, "an identity-based policy must not name a principal: it applies to whoever it "
@@ -348,8 +343,8 @@ def _statement(statement: dict, index: int, name: str, kind: str, variables: boo
         raise PolicyError(name, "NotPrincipal is supported only with \"Effect\": \"Deny\"", label, principal_key)
     principals = _principals(statement[principal_key], name, label, principal_key) if principal_key else None
     conditions = _conditions(statement.get("Condition"), name, label, variables) if "Condition" in statement else ()
-    return Statement(name, sid, effect, actions, action_key == "NotAction", tuple(resources), resource_text,
-                     resource_key == "NotResource", principals, principal_key == "NotPrincipal", conditions)
+    return Statement(name, sid, effect, actions, action_key == "NotAction", resources, resource_key == "NotResource",
+                     principals, principal_key == "NotPrincipal", conditions)
 
 
 def _one_of(statement: dict, keys: tuple[str, str], name: str, label: str, required: bool = True) -> str | None:
@@ -603,17 +598,15 @@ def _condition_holds(condition: Condition, keys: dict[str, Any]) -> tuple[bool, 
 
 def _one_value(condition: Condition, family: str, negated: bool, value: Any, keys: dict[str, Any]) -> bool:
     """Whether one request value satisfies the operator: any policy value matches (or, negated, none does)."""
-    if family.startswith("string") or family == "arn":
-        regexes = []
+    if family == "arn":
+        hit = any(_arn_match(tokens, _text(value), keys) for tokens in condition.tokens)
+    elif family.startswith("string"):
+        hit = False
         for tokens in condition.tokens:
-            if family in ("string", "string-ci"):  # no wildcards: * and ? are plain characters here
+            if family != "string-like":  # no wildcards: * and ? are plain characters here
                 tokens = tuple("*" if t is ANY else "?" if t is ONE else t for t in tokens)
-            regex = None if family == "arn" else _regex(tokens, keys, ignore_case=family == "string-ci")
-            regexes.append((tokens, regex))
-        if family == "arn":
-            hit = any(_arn_match(tokens, _text(value), keys) for tokens, _ in regexes)
-        else:
-            hit = any(regex is not None and regex.fullmatch(_text(value)) for _, regex in regexes)
+            regex = _regex(tokens, keys, ignore_case=family == "string-ci")
+            hit = hit or (regex is not None and regex.fullmatch(_text(value)) is not None)
     else:
         try:
             hit = any(_compare(family, _request_value(family, value), _policy_value(family, v))
