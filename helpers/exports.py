@@ -13,11 +13,10 @@ one HTML page to print.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
-from helpers import quiz
+from helpers import catalog, quiz
 
 DECK_ID = 1_905_316_842  # fixed forever: Anki recognises the deck by it
 MODEL_ID = 1_905_316_843  # the note type, likewise
@@ -90,11 +89,9 @@ def anki_deck(out: Path) -> int:
 def _tables(notebook: Path) -> list[tuple[str, str]]:
     """(heading, Markdown) for every Markdown table in the notebook, under the heading it sits below."""
     found, heading = [], ""
-    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
-        if cell["cell_type"] != "markdown":
-            continue
+    for text in catalog.sources(notebook, "markdown"):
         block: list[str] = []
-        for line in "".join(cell["source"]).splitlines() + [""]:
+        for line in text.splitlines() + [""]:
             if line.startswith("#"):
                 heading = line.lstrip("#").strip()
             if line.startswith("|"):

@@ -250,6 +250,7 @@ class Plan:
     known: dict[int, float]  # lecture -> mean recall over its bank questions (never answered counts 0)
     sections: list[tuple[str, str, float, int]]  # (section link, title, mean recall, answered), weakest first
     midterm: dt.date | None
+    cards: dict[str, Any]  # question id -> its FSRS card now (answered questions only)
 
     @property
     def days_left(self) -> int | None:
@@ -292,7 +293,7 @@ def plan(file: Path | None = None, now: dt.datetime | None = None) -> Plan:
             sections.append((link, f"{members[0].notebook[:4]} {members[0].heading}",
                              _mean([level[q.id] for q in members]), answered))
     sections.sort(key=lambda s: (s[2], s[0]))
-    return Plan(now, due, new, known, sections, midterm(file))
+    return Plan(now, due, new, known, sections, midterm(file), found)
 
 
 def _mean(values: list[float]) -> float:
