@@ -217,6 +217,11 @@ def registry_answers(address: str, timeout: float = 2) -> bool:
         return False
 
 
+def _kubectl() -> Check:
+    path = shutil.which("kubectl")
+    return Check("kubectl", path is not None, path or "kubectl is not installed")
+
+
 def _registry() -> Check:
     address = os.environ.get(REGISTRY_VARIABLE, "").strip()
     if address and registry_answers(address):
@@ -261,6 +266,7 @@ PROBES: dict[str, Callable[[], Check]] = {
     "qemu": _qemu,
     "busybox": _busybox,
     "debootstrap": _debootstrap,
+    "kubectl": _kubectl,
     "registry": _registry,
     "netem": _netem,
     "binfmt": _binfmt,
@@ -278,6 +284,7 @@ DESCRIPTIONS = {
     "qemu": "the QEMU emulator",
     "busybox": "a static busybox",
     "debootstrap": "debootstrap (makes a Debian root file system)",
+    "kubectl": "kubectl, the Kubernetes command-line client",
     "registry": "a local image registry",
     "netem": "network delay (tc netem)",
     "binfmt": "arm64 programs through QEMU user-mode emulation (binfmt_misc)",
@@ -336,6 +343,12 @@ HOW_TO_GET = {
         "Linux": "`sudo apt-get install debootstrap`.",
         "macOS": "Use a Linux VM.",
         "Windows": "Inside WSL 2: `sudo apt-get install debootstrap`.",
+    },
+    "kubectl": {
+        "Linux": "`sudo apt-get install kubernetes-client` (Debian; make test does this as root), or the "
+        "packages from https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/.",
+        "macOS": "`brew install kubectl`.",
+        "Windows": "`winget install -e --id Kubernetes.kubectl`, or inside WSL 2 as on Linux.",
     },
     "registry": {
         "Linux": "`sudo apt-get install docker-registry` (make test starts one on 127.0.0.1 for you).",

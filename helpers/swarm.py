@@ -12,6 +12,9 @@ module only starts and stops the swarm, waits for conditions, and turns tasks an
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import re
 import subprocess
 import threading
 import time
@@ -177,3 +180,107 @@ class EventLog:
         self._stream.close()
         self._thread.join(timeout=5)
         return list(self.events)
+
+
+# --- a Service's name, seen from a client on the service's network ------------------------------------------
+
+def ipvs_available() -> bool:
+    """True when the kernel has IPVS, the load balancer behind a swarm service's virtual IP (and kube-proxy's
+    IPVS mode). Without it a virtual IP answers "No route to host", so the notebook uses DNS round robin."""
+    return os.path.exists("/proc/net/ip_vs")
+
+
+def resolve(box: Any, name: str) -> list[str]:
+    """The IPv4 addresses ``name`` resolves to inside container ``box`` (its DNS: Docker's, at 127.0.0.11)."""
+    output = box.exec_run(["nslookup", name]).output.decode(errors="replace")
+    answer = output.split("Non-authoritative answer:", 1)[-1] if "Non-authoritative answer:" in output else ""
+    return sorted(set(re.findall(r"Address:\s*(\d+\.\d+\.\d+\.\d+)(?!:)", answer)), key=ipaddress.IPv4Address)
+
+
+def ask(box: Any, name: str, path: str, times: int, port: int = 8080) -> list[str]:
+    """Send ``times`` HTTP requests to ``name:port`` from container ``box``, each a new connection that looks
+    the name up again (busybox ``nc``); the last line of every answer, in order."""
+    request = f"GET {path} HTTP/1.0\\r\\nHost: {name}\\r\\n\\r\\n"
+    script = (f'i=0; while [ $i -lt {times} ]; do i=$((i+1)); '
+              f'printf "{request}" | nc -w 5 {name} {port} | tail -n 1; echo; done')
+    output = box.exec_run(["sh", "-c", script]).output.decode(errors="replace")
+    return [line.strip() for line in output.splitlines() if line.strip()]
+
+
+# --- restart in place: a plain container with a restart policy ----------------------------------------------
+
+def starts(events: list[dict[str, Any]], container_id: str) -> list[float]:
+    """When (seconds since the first) the container started, from its ``start`` events."""
+    times = [event["timeNano"] / 1e9 for event in events
+             if event.get("id") == container_id and event.get("Action") == "start"]
+    return [moment - times[0] for moment in times] if times else []
+
+
+def addresses(service: Any, network: str) -> list[str]:
+    """The IPv4 address on ``network`` of each running replica of ``service``."""
+    found = []
+    for task in service.tasks(filters={"desired-state": "running"}):
+        if task.get("Status", {}).get("State") != "running":
+            continue
+        for attachment in task.get("NetworksAttachments", []):
+            if attachment.get("Network", {}).get("Spec", {}).get("Name") == network:
+                found += [address.split("/")[0] for address in attachment.get("Addresses", [])]
+    return sorted(found, key=ipaddress.IPv4Address)
+
+
+def virtual_ips(service: Any, network_id: str) -> list[str]:
+    """The service's virtual IP on a network (endpoint mode vip), or [] (dnsrr)."""
+    service.reload()
+    return [entry["Addr"].split("/")[0] for entry in service.attrs.get("Endpoint", {}).get("VirtualIPs", [])
+            if entry.get("NetworkID") == network_id]
+
+
+def host_port(client: Any, task: Task, port: str = "8080/tcp") -> int:
+    """The host port Docker published a replica's ``port`` on (publish mode host)."""
+    container = container_of(client, task)
+    container.reload()
+    return int(container.attrs["NetworkSettings"]["Ports"][port][0]["HostPort"])
+
+
+def pending(service: Any) -> Task | None:
+    """The service's task that waits for a node (state pending), if there is one."""
+    waiting = [task for task in tasks(service) if task.state == "pending" and task.desired == "running"]
+    return waiting[0] if waiting else None
+
+
+def label_node(node: Any, **labels: str | None) -> None:
+    """``docker node update --label-add KEY=VALUE`` (or ``--label-rm KEY`` for a value of None)."""
+    node.reload()
+    spec = node.attrs["Spec"]
+    merged = {**spec.get("Labels", {}), **labels}
+    spec["Labels"] = {key: value for key, value in merged.items() if value is not None}
+    node.update(spec)
+
+
+def remove_network(network: Any, timeout: float = 30) -> None:
+    """Remove a network once its last endpoint is gone (a removed service's tasks leave it a moment later)."""
+    import docker
+
+    def removed() -> bool:
+        try:
+            network.remove()
+        except docker.errors.NotFound:
+            return True
+        except docker.errors.APIError:
+            return False
+        return True
+
+    wait_for(removed, f"the network {network.name} removed", timeout=timeout)
+
+
+def remove_containers(client: Any, name: str, timeout: float = 30) -> None:
+    """Force-remove what is left of a removed service's containers, at once, rather than wait while the engine
+    drains each from the network and stops it; return when none is left."""
+    import docker
+
+    for container_id in service_containers(client, name):
+        try:
+            client.api.remove_container(container_id, force=True)
+        except docker.errors.APIError:  # gone meanwhile, or its removal already under way
+            pass
+    wait_for(lambda: not service_containers(client, name), f"the containers of {name} gone", timeout=timeout)

@@ -13,7 +13,7 @@
 # Without root (a laptop with Docker Desktop, say) it uses what is already running and starts nothing.
 set -euo pipefail
 
-PACKAGES=(docker.io qemu-system-x86 qemu-user-static busybox-static debootstrap chromium docker-registry iproute2 cpio hyperfine crun)
+PACKAGES=(docker.io qemu-system-x86 qemu-user-static busybox-static debootstrap chromium docker-registry iproute2 cpio hyperfine crun kubernetes-client)
 install=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -78,6 +78,9 @@ install_packages() {
       elif command -v docker >/dev/null && docker_answers; then
         skipped+=("docker.io (a Docker engine already answers, e.g. Docker Desktop)"); continue
       fi
+    fi
+    if [ "$p" = kubernetes-client ] && command -v kubectl >/dev/null; then
+      skipped+=("kubernetes-client (a kubectl is already at $(command -v kubectl))"); continue
     fi
     missing+=("$p")
   done

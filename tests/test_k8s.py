@@ -20,10 +20,103 @@ def test_the_manifests_are_the_ones_the_notebook_maps_and_apply_in_order():
     assert kinds == ["Namespace", "ConfigMap", "Deployment", "Service"]
     deployment = k8s.load("deployment.yaml")[0]
     assert deployment["spec"]["replicas"] == 3
-    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 1
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert deployment["spec"]["template"]["metadata"]["labels"] == selector
     assert k8s.load("service.yaml")[0]["spec"]["selector"] == selector
+
+
+def test_the_configmap_is_mounted_as_a_folder_not_over_the_page_and_holds_the_greeting_file():
+    deployment = k8s.load("deployment.yaml")[0]
+    config = k8s.load("configmap.yaml")[0]
+    pod = deployment["spec"]["template"]["spec"]
+    mount, = pod["containers"][0]["volumeMounts"]
+    assert "subPath" not in mount and mount["mountPath"] == "/www/config"  # the image's index.html stays visible
+    volume, = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"]["name"] == config["metadata"]["name"]
+    assert config["data"] == {"greeting.txt": (k8s.MANIFESTS / "greeting.txt").read_text()}
+
+
+@pytest.mark.parametrize(("selector", "labels", "chosen"), [
+    ({"app": "web"}, {"app": "web", "pod-template-hash": "x"}, True),  # a Service's plain map
+    ({"app": "web"}, {"app": "web-admin"}, False),
+    ({"matchLabels": {"app": "web", "tier": "front"}}, {"app": "web"}, False),  # every label must hold
+    ({"matchExpressions": [{"key": "track", "operator": "In", "values": ["stable", "canary"]}]},
+     {"track": "canary"}, True),
+    ({"matchExpressions": [{"key": "track", "operator": "NotIn", "values": ["canary"]}]}, {"app": "web"}, True),
+    ({"matchExpressions": [{"key": "track", "operator": "NotIn", "values": ["canary"]}]}, {"track": "canary"}, False),
+    ({"matchExpressions": [{"key": "track", "operator": "Exists"}]}, {"app": "web"}, False),
+    ({"matchExpressions": [{"key": "track", "operator": "DoesNotExist"}]}, {"app": "web"}, True),
+    ({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "track", "operator": "Exists"}]},
+     {"app": "web", "track": "x"}, True),
+])
+def test_a_selector_chooses_by_labels_as_kubernetes_documents(selector, labels, chosen):
+    assert k8s.selects(selector, labels) is chosen
+
+
+def test_an_unknown_selector_operator_is_an_error():
+    with pytest.raises(ValueError, match="Equals"):
+        k8s.selects({"matchExpressions": [{"key": "a", "operator": "Equals", "values": ["b"]}]}, {"a": "b"})
+
+
+def test_selector_problems_the_schema_lets_through_are_found_with_the_api_servers_words():
+    deployment = k8s.load("deployment.yaml")[0]
+    assert k8s.selector_problems(deployment) == []
+    mismatch = k8s.broken(deployment, "spec.template.metadata.labels", {"app": "website"})
+    assert k8s.validate(mismatch) == ""  # the schema cannot see it
+    problem, = k8s.selector_problems(mismatch)
+    assert problem.startswith("spec.template.metadata.labels: Invalid value:") and "does not match template" in problem
+    empty = k8s.broken(deployment, "spec.selector", {})
+    assert "empty selector is invalid" in k8s.selector_problems(empty)[0]
+    missing = k8s.broken(deployment, "spec.selector", None, delete=True)
+    assert k8s.selector_problems(missing) == ["spec.selector: Required value"]
+    assert k8s.selector_problems(k8s.load("service.yaml")[0]) == []  # only workloads carry a template
+
+
+def test_a_service_reaches_the_deployments_pods_only_through_matching_labels():
+    deployment, service = k8s.load("deployment.yaml")[0], k8s.load("service.yaml")[0]
+    assert k8s.service_reaches(service, deployment)
+    assert not k8s.service_reaches(k8s.broken(service, "spec.selector", {"app": "website"}), deployment)
+    assert not k8s.service_reaches(k8s.broken(service, "spec.selector", None, delete=True), deployment)
+
+
+def test_compare_names_each_differing_field_and_leaves_out_empty_ones():
+    generated = {"metadata": {"name": "web", "creationTimestamp": None, "labels": {"app": "web"}},
+                 "spec": {"strategy": {}, "ports": [{"port": 80, "protocol": "TCP"}], "command": ["a", "b"]},
+                 "status": {}}
+    written = {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}], "command": ["a", "b"], "replicas": 3}}
+    assert k8s.compare(generated, written) == [
+        ("metadata.labels.app", '"web"', ""), ("spec.ports.0.protocol", '"TCP"', ""), ("spec.replicas", "", "3")]
+    assert k8s.compare(written, written) == []
+
+
+def test_every_documented_kubectl_output_has_a_pinned_source_and_a_swarm_command():
+    documented = k8s.documented()
+    assert documented["about"].strip()
+    commands = [entry["command"].split()[1] for entry in documented["commands"]]
+    assert commands == ["get", "rollout", "describe", "logs"]
+    for entry in documented["commands"]:
+        assert entry["output"].strip() and entry["page"].startswith("https://kubernetes.io/docs/")
+        assert "/blob/" in entry["source"] and len(entry["source"].split("/blob/")[1].split("/")[0]) == 40
+        assert entry["read"] == "2026-11-30" and entry["swarm"][:2] == ["docker", "service"]
+
+
+@pytest.mark.needs("kubectl")
+def test_kubectl_builds_the_lectures_objects_without_a_cluster_and_cannot_reach_one():
+    made = k8s.parse(k8s.kubectl("create", "deployment", "web", "--image=cloudnotes/web:1", "--replicas=3",
+                                 "--port=8080", "--namespace=cloudnotes", "--dry-run=client", "-o", "yaml"))
+    assert all(not generated for _, generated, _ in k8s.compare(made, k8s.load("deployment.yaml")[0]))
+    config = k8s.parse(k8s.kubectl("create", "configmap", "web-config", "--from-file=data/k8s/greeting.txt",
+                                   "--namespace=cloudnotes", "--dry-run=client", "-o", "yaml"))
+    assert k8s.compare(config, k8s.load("configmap.yaml")[0]) == []
+    image = k8s.parse(k8s.kubectl("set", "image", "-f", "data/k8s/deployment.yaml", "web=cloudnotes/web:2",
+                                  "--local", "-o", "yaml"))
+    changed = [row[0] for row in k8s.compare(image, k8s.load("deployment.yaml")[0])]
+    assert changed == ["spec.template.spec.containers.0.image"]
+    exposed = k8s.kubectl("expose", "-f", "data/k8s/deployment.yaml", "--port=80", "--dry-run=client", "-o", "yaml")
+    assert exposed.returncode != 0 and exposed.command.startswith("$ kubectl expose")
+    with pytest.raises(RuntimeError, match="failed"):
+        k8s.parse(exposed)
 
 
 @pytest.mark.parametrize(("path", "value", "delete", "expected"), [
