@@ -271,6 +271,9 @@ def remove_network(network: Any, timeout: float = 30) -> None:
         return True
 
     wait_for(removed, f"the network {network.name} removed", timeout=timeout)
+    # a swarm-scoped network leaves the manager's store first, and this engine's own list a moment later
+    wait_for(lambda: not any(n.name == network.name for n in network.client.networks.list()),
+             f"the network {network.name} gone from this engine", timeout=timeout)
 
 
 def remove_containers(client: Any, name: str, timeout: float = 30) -> None:
