@@ -13,7 +13,6 @@ import copy
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -175,11 +174,6 @@ class Ran:
         print("\n".join(text))
 
 
-def kubectl_path() -> str | None:
-    """The kubectl on PATH (Debian: kubernetes-client), or None."""
-    return shutil.which("kubectl")
-
-
 def run(*argv: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 60) -> Ran:
     """Run a command (``docker service ps web``, say) from ``cwd`` and keep what it printed."""
     done = subprocess.run(list(argv), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
@@ -263,10 +257,10 @@ def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 
 def selector_problems(manifest: dict[str, Any]) -> list[str]:
-    """What the API server would refuse in a Deployment or ReplicaSet that the schema accepts: its selector
-    must be present, not empty, and choose the Pods its own template makes. The messages are the API
-    server's (kubernetes/kubernetes, pkg/apis/apps/validation/validation.go)."""
-    if manifest.get("kind") not in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"):
+    """What the API server would refuse in a Deployment that the schema accepts: its selector must be
+    present, not empty, and choose the Pods its own template makes. The messages are the API server's
+    (ValidateDeploymentSpec in kubernetes/kubernetes, pkg/apis/apps/validation/validation.go)."""
+    if manifest.get("kind") != "Deployment":
         return []
     spec = manifest.get("spec", {})
     selector = spec.get("selector")

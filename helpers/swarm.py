@@ -15,7 +15,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -140,14 +139,6 @@ def update_state(service: Any) -> str:
     return service.attrs.get("UpdateStatus", {}).get("State", "")
 
 
-def rollback(service: Any) -> None:
-    """``docker service rollback``: go back to the previous specification (the SDK has no call for it)."""
-    done = subprocess.run(["docker", "service", "rollback", "--detach", service.name], capture_output=True,
-                          text=True, timeout=60, check=False)
-    if done.returncode != 0:
-        raise ConvergenceError(f"docker service rollback failed: {done.stderr.strip()}")
-
-
 def describe(event: dict[str, Any]) -> str:
     """One line for a daemon event: '<type> <action> <name>' (what the reconcile loop did)."""
     attributes = event.get("Actor", {}).get("Attributes", {})
@@ -205,15 +196,6 @@ def ask(box: Any, name: str, path: str, times: int, port: int = 8080) -> list[st
               f'printf "{request}" | nc -w 5 {name} {port} | tail -n 1; echo; done')
     output = box.exec_run(["sh", "-c", script]).output.decode(errors="replace")
     return [line.strip() for line in output.splitlines() if line.strip()]
-
-
-# --- restart in place: a plain container with a restart policy ----------------------------------------------
-
-def starts(events: list[dict[str, Any]], container_id: str) -> list[float]:
-    """When (seconds since the first) the container started, from its ``start`` events."""
-    times = [event["timeNano"] / 1e9 for event in events
-             if event.get("id") == container_id and event.get("Action") == "start"]
-    return [moment - times[0] for moment in times] if times else []
 
 
 def addresses(service: Any, network: str) -> list[str]:
