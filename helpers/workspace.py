@@ -3,19 +3,18 @@
 ``with scratch("namespaces") as folder:`` gives a fresh folder under the system's temporary directory
 and removes it, contents and all, when the block ends, even on an error. A notebook that cannot use a
 ``with`` block (its folder lives across many cells) calls ``Scratch("name")`` and ``.close()`` in its
-cleanup cell; anything still open is removed when the Python process exits.
+cleanup cell. A folder dropped without ``close()`` is removed when the object is garbage-collected,
+and anything still open when the Python process exits.
 """
 
 from __future__ import annotations
 
-import atexit
 import shutil
 import tempfile
 import weakref
 from pathlib import Path
 
 PREFIX = "cloudnotes-"
-_open: weakref.WeakSet[Scratch] = weakref.WeakSet()
 
 
 class Scratch:
@@ -23,7 +22,8 @@ class Scratch:
 
     def __init__(self, name: str = "scratch"):
         self.path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{name}-"))
-        _open.add(self)
+        # Runs once: on close(), when the object is collected, or at interpreter exit, whichever comes first.
+        self._remove = weakref.finalize(self, shutil.rmtree, self.path, ignore_errors=True)
 
     def __truediv__(self, other: str) -> Path:
         return self.path / other
@@ -37,8 +37,7 @@ class Scratch:
 
     def close(self) -> None:
         """Remove the folder and everything in it (safe to call twice)."""
-        shutil.rmtree(self.path, ignore_errors=True)
-        _open.discard(self)
+        self._remove()
 
     def __enter__(self) -> Scratch:
         return self
@@ -54,8 +53,3 @@ def scratch(name: str = "scratch") -> Scratch:
     """A new scratch folder; use it in a ``with`` block."""
     return Scratch(name)
 
-
-@atexit.register
-def _close_all() -> None:
-    for folder in list(_open):
-        folder.close()

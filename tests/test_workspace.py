@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from helpers import workspace
@@ -23,10 +28,25 @@ def test_scratch_is_removed_after_an_error():
     assert not path.exists()
 
 
-def test_close_twice_is_harmless_and_exit_closes_what_is_open():
+def test_close_twice_is_harmless():
     folder = workspace.Scratch("unit")
     folder.close()
     folder.close()
-    other = workspace.Scratch("unit")
-    workspace._close_all()
-    assert other.closed
+    assert folder.closed
+
+
+def test_a_dropped_scratch_folder_is_removed():
+    folder = workspace.Scratch("unit")
+    (folder / "file.txt").write_text("data")
+    path = folder.path
+    del folder
+    gc.collect()
+    assert not path.exists()
+
+
+def test_a_folder_left_open_is_removed_when_python_exits(tmp_path):
+    code = ("import sys; from helpers import workspace; keep = workspace.Scratch('unit'); "
+            "print(keep.path); sys.stdout.flush()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.stdout.strip() and not Path(done.stdout.strip()).exists()
