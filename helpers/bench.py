@@ -4,7 +4,10 @@ memory each holds, how big each is on disk, and how that grows when N of them st
 Every rung of the ladder runs the same workload (``true``: start, do nothing, exit) and is timed the same way:
 the wall time from launching it until it has exited, on the monotonic clock, in this process, with the rung
 started by ``posix_spawn`` (no shell in between) and waited for. Warm-up runs come first and are not
-counted, so caches are hot for every rung alike. Each rung reports min, median and 95th percentile.
+counted, so caches are hot for every rung alike. Each rung reports min and median, and a 95th percentile
+where it ran enough times for one. The timing itself is :mod:`helpers.timing`; process memory is
+:mod:`helpers.procmem`; the VM is :mod:`helpers.guest` booted by :mod:`helpers.qemu`; the raw KVM rung runs
+notebook 03.1's own ``kvm_hello.py`` (:mod:`helpers.kvm`).
 
     with Bench() as bench:                 # builds the root file system, OCI bundle, image, VM assets
         timings = bench.startup()          # {key: Timing}
@@ -25,10 +28,8 @@ import argparse
 import contextlib
 import datetime as dt
 import json
-import math
 import os
 import platform
-import select
 import shlex
 import shutil
 import signal
@@ -42,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from helpers import env
+from helpers.procmem import MemoryRow, descendants, name, parent, pids_named, pss_kib, rss_kib, settle
+from helpers.timing import BenchError, Progress, Timing, hyperfine, percentile, time_call, time_command
 from helpers.workspace import Scratch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,278 +53,6 @@ PUBLISHED = ROOT / "data" / "bench-published.json"
 IMAGE = "cloudnotes/bench-busybox:03.3"
 CONTAINER_PREFIX = "cloudnotes-bench-"
 HYBRID_HINT = "/sys/fs/cgroup/unified"
-
-
-class BenchError(RuntimeError):
-    """A rung's command failed; the message has the command and what it printed."""
-
-
-# --- statistics ------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) by linear interpolation between the two nearest ranks."""
-    if not values:
-        raise ValueError("no values")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-@dataclass
-class Timing:
-    """One rung's start-up times in milliseconds (warm-up runs excluded) and what it ran."""
-
-    key: str
-    label: str
-    samples_ms: list[float]
-    warmup: int
-    command: str = ""
-    note: str = ""
-    hyperfine_median_ms: float | None = None
-    check_median_ms: float | None = None  # this harness's median in the rounds alternating with hyperfine
-
-    @property
-    def min(self) -> float:
-        return min(self.samples_ms)
-
-    @property
-    def median(self) -> float:
-        return percentile(self.samples_ms, 50)
-
-    @property
-    def p95(self) -> float:
-        return percentile(self.samples_ms, 95)
-
-    @property
-    def ratio(self) -> float | None:
-        """This harness's median over hyperfine's, timed in alternating rounds of the same run (1.0 = agree)."""
-        if not (self.hyperfine_median_ms and self.check_median_ms):
-            return None
-        return self.check_median_ms / self.hyperfine_median_ms
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "min_ms": self.min, "median_ms": self.median, "p95_ms": self.p95,
-                "runs": len(self.samples_ms), "ratio": self.ratio}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Timing:
-        names = {"key", "label", "samples_ms", "warmup", "command", "note", "hyperfine_median_ms", "check_median_ms"}
-        return cls(**{name: data[name] for name in names if name in data})
-
-
-# --- progress ------------------------------------------------------------------------------------------
-
-
-class Progress:
-    """A progress bar: a widget in JupyterLab, a redrawn line on a terminal, one line per step in a log."""
-
-    def __init__(self, total: int, enabled: bool = True, width: int = 30):
-        self.total, self.done, self.width, self.label = max(total, 1), 0, width, ""
-        self.widget = self.stream = None
-        if not enabled:
-            return
-        if _in_notebook():
-            import ipywidgets
-            from IPython.display import display
-
-            self.widget = ipywidgets.IntProgress(value=0, min=0, max=self.total, description="benchmark")
-            self.text = ipywidgets.Label()
-            display(ipywidgets.HBox([self.widget, self.text]))
-        else:
-            self.stream = sys.stderr
-
-    def step(self, label: str, count: int = 1) -> None:
-        self.done = min(self.done + count, self.total)
-        changed, self.label = label != self.label, label
-        if self.widget is not None:
-            self.widget.value, self.text.value = self.done, f"{self.done}/{self.total} {label}"
-        elif self.stream is not None and self.stream.isatty():
-            filled = round(self.width * self.done / self.total)
-            self.stream.write(f"\r[{'#' * filled}{' ' * (self.width - filled)}] {self.done}/{self.total} {label:<40}")
-            self.stream.flush()
-        elif self.stream is not None and (changed or self.done == self.total):
-            self.stream.write(f"[bench] {self.done}/{self.total} {label}\n")
-
-    def close(self) -> None:
-        if self.stream is not None and self.stream.isatty():
-            self.stream.write("\n")
-        if self.widget is not None:
-            self.widget.bar_style = "success"
-
-
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
-
-
-# --- the timing harness ------------------------------------------------------------------------------
-
-
-def _spawn_and_wait(path: str, argv: Sequence[str], environ: dict[str, str], timeout: float) -> int:
-    """posix_spawn the command with stdout and stderr to /dev/null, wait for it; its wait status."""
-    actions = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-               (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
-    pid = os.posix_spawn(path, list(argv), environ, file_actions=actions)
-    pidfd = os.pidfd_open(pid)
-    try:
-        ready, _, _ = select.select([pidfd], [], [], timeout)
-        if not ready:
-            os.kill(pid, signal.SIGKILL)
-    finally:
-        os.close(pidfd)
-    return os.waitpid(pid, 0)[1]
-
-
-def _check_once(argv: Sequence[str], timeout: float) -> None:
-    """Run the command once with its output captured, so that a broken rung fails with its own message."""
-    try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"{shlex.join(argv)} did not finish within {timeout:g} s") from exc
-    except OSError as exc:
-        raise BenchError(f"{shlex.join(argv)} could not start: {exc}") from exc
-    if done.returncode != 0:
-        detail = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
-        raise BenchError(f"{shlex.join(argv)} failed with exit status {done.returncode}: {detail}")
-
-
-def time_command(argv: Sequence[str], runs: int = 20, warmup: int = 3, timeout: float = 60,
-                 on_run: Callable[[], None] | None = None) -> list[float]:
-    """Wall time in ms of ``runs`` runs of ``argv`` after ``warmup`` uncounted ones (the first is checked)."""
-    path = shutil.which(argv[0])
-    if path is None:
-        raise BenchError(f"{argv[0]} is not installed")
-    environ = dict(os.environ)
-    _check_once([path, *argv[1:]], timeout)
-    samples = []
-    for index in range(max(warmup - 1, 0) + runs):
-        start = time.perf_counter_ns()
-        status = _spawn_and_wait(path, argv, environ, timeout)
-        elapsed_ms = (time.perf_counter_ns() - start) / 1e6
-        if status != 0:
-            raise BenchError(f"{shlex.join(argv)} failed during the benchmark (wait status {status})")
-        if index >= warmup - 1:
-            samples.append(elapsed_ms)
-            if on_run:
-                on_run()
-    return samples
-
-
-def time_call(function: Callable[[], Any], runs: int = 20, warmup: int = 3,
-              on_run: Callable[[], None] | None = None) -> list[float]:
-    """Wall time in ms of ``runs`` calls of ``function`` after ``warmup`` uncounted ones."""
-    samples = []
-    for index in range(warmup + runs):
-        start = time.perf_counter_ns()
-        function()
-        elapsed_ms = (time.perf_counter_ns() - start) / 1e6
-        if index >= warmup:
-            samples.append(elapsed_ms)
-            if on_run:
-                on_run()
-    return samples
-
-
-def hyperfine(commands: Sequence[Sequence[str]], runs: int, warmup: int, folder: Path,
-              prefix: Sequence[str] = ()) -> list[float]:
-    """hyperfine's median in ms for each command (``--shell=none``: no shell, as in this harness)."""
-    if shutil.which("hyperfine") is None:
-        raise BenchError("hyperfine is not installed (Debian package hyperfine)")
-    report = folder / f"hyperfine-{time.monotonic_ns()}.json"
-    argv = [*prefix, "hyperfine", "--shell=none", "--style", "none", "--warmup", str(warmup), "--runs", str(runs),
-            "--export-json", str(report), *[shlex.join(command) for command in commands]]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
-    if done.returncode != 0:
-        raise BenchError(f"hyperfine failed: {(done.stderr.strip() or done.stdout.strip())[-300:]}")
-    results = json.loads(report.read_text())["results"]
-    report.unlink()
-    return [result["median"] * 1000 for result in results]
-
-
-# --- memory of running processes -----------------------------------------------------------------------
-
-
-def proc_kib(pid: int, filename: str, key: str) -> int:
-    """A ``kB`` value from /proc/PID/FILENAME ("status", "VmHWM"; "smaps_rollup", "Pss"); 0 once it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/{filename}").read_text()
-    except OSError:
-        return 0
-    for line in text.splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def rss_kib(pid: int) -> int:
-    """Resident set size: every page of the process in RAM, shared ones counted in full."""
-    return proc_kib(pid, "status", "VmRSS")
-
-
-def pss_kib(pid: int) -> int:
-    """Proportional set size: shared pages divided among the processes sharing them (sums to real use)."""
-    return proc_kib(pid, "smaps_rollup", "Pss")
-
-
-def descendants(pid: int) -> list[int]:
-    """``pid`` and every process below it, from the parent links in /proc/*/stat."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            children.setdefault(_parent(int(entry.name)), []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
-
-
-def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return "?"
-
-
-def pids_named(name: str) -> list[int]:
-    """Processes whose command name (/proc/PID/comm) is ``name``: read only, to measure them."""
-    pids = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
-    return [pid for pid in pids if _comm(pid) == name]
-
-
-@dataclass
-class MemoryRow:
-    """The memory one running rung holds, in KiB: its workload, the machinery around it, and the total."""
-
-    key: str
-    label: str
-    workload_rss_kib: int
-    workload_pss_kib: int
-    runtime_pss_kib: int = 0  # the runtime process beside the workload (runc, crun, containerd shim, QEMU)
-    cgroup_usage_kib: int | None = None  # the container's own memory counter, where there is one
-    note: str = ""
-
-    @property
-    def total_pss_kib(self) -> int:
-        return self.workload_pss_kib + self.runtime_pss_kib
-
-
-def _settle(seconds: float = 0.3) -> None:
-    time.sleep(seconds)  # let a just-started process finish loading before its memory is read
 
 
 # --- the benchmark ----------------------------------------------------------------------------------
@@ -369,7 +100,8 @@ class Bench:
         self.image: Any = None
         self.assets: Any = None
         self.unavailable: dict[str, str] = {}
-        self.rootfs = self.bundle = Path()
+        self.vm_retries = 0  # VM boots that hung and were started again, over every boot this bench made
+        self.rootfs = self.bundle = self.kvm_script = Path()
 
     # setup and teardown
 
@@ -399,8 +131,13 @@ class Bench:
 
             self.client = docker.from_env()
             self.image = busybox_image(self.client, IMAGE)
+        if env.probe("kvm-ioctl").ok:
+            from helpers.kvm import SCRIPT_NAME, notebook_script
+
+            self.kvm_script = self.work / SCRIPT_NAME
+            self.kvm_script.write_text(notebook_script())
         if env.probe("qemu").ok:
-            from helpers.vm import prepare_guest
+            from helpers.guest import prepare_guest
 
             self.assets = prepare_guest()
 
@@ -474,11 +211,15 @@ class Bench:
             ]
         else:
             self.unavailable["docker"] = "no Docker daemon answers"
-        if env.probe("kvm-ioctl").ok:
-            rungs.append(Rung("kvm-floor", "raw KVM guest, no OS (03.1)", [], runs_docker, 1, compare=False,
-                              note="KVM_CREATE_VM to halt, timed inside a child process: no process start"))
+        if self.kvm_script != Path():
+            # 03.1's guest program is a Python script: its rung includes a Python start, so the rung just below
+            # it starts the same interpreter and imports the same helper without creating a VM.
+            python = [sys.executable, "-c", "import helpers.kvm"]
+            rungs += [Rung("python", "Python start, no VM (baseline for the next rung)", python, runs_fast, 3),
+                      Rung("kvm", "raw KVM guest, no OS (03.1's kvm_hello.py)", [sys.executable, str(self.kvm_script)],
+                           runs_fast, 3, note="a Python process that creates a VM, runs 15 bytes of code, exits")]
         else:
-            self.unavailable["kvm-floor"] = "/dev/kvm does not answer KVM ioctls"
+            self.unavailable["kvm"] = "/dev/kvm does not answer KVM ioctls"
         if self.assets is not None:
             rungs.append(Rung("vm", "Linux VM (QEMU boot to power-off)", [], runs_vm, 1, compare=False))
         else:
@@ -492,29 +233,20 @@ class Bench:
                 self.client.containers.run(IMAGE, ["/bin/true"], remove=True, network_mode="none")
             return time_call(run, rung.runs, rung.warmup, on_run), \
                 f'client.containers.run("{IMAGE}", ["/bin/true"], remove=True, network_mode="none")'
-        if rung.key == "kvm-floor":
-            from helpers.vm import kvm_hello_in_child
-
-            samples = []
-            for index in range(rung.warmup + rung.runs):
-                result = kvm_hello_in_child()
-                if index >= rung.warmup:
-                    samples.append(result.create_to_halt_s * 1000)
-                    on_run()
-            return samples, "python -m helpers.vm kvm-hello"
         if rung.key == "vm":
-            from helpers.vm import boot
+            from helpers.qemu import boot
 
             samples = []
             for index in range(rung.warmup + rung.runs):
                 result = boot(self.assets)
+                self.vm_retries += result.attempts - 1  # a hung boot retried: reported, not hidden
                 if index >= rung.warmup:
                     samples.append(result.total_s * 1000)
                     on_run()
             return samples, shlex.join(result.argv)
         command = shlex.join(rung.argv)
         if rung.prefix:  # the same harness, run in a child inside the prefix's namespace
-            done = subprocess.run([*rung.prefix, sys.executable, "-m", "helpers.bench", "time", "--runs",
+            done = subprocess.run([*rung.prefix, sys.executable, "-m", "helpers.timing", "--runs",
                                    str(rung.runs), "--warmup", str(rung.warmup), "--", *rung.argv],
                                   capture_output=True, text=True, timeout=600, check=False, cwd=ROOT,
                                   env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -568,6 +300,19 @@ class Bench:
             progress.close()
         return timings
 
+    def kvm_inside(self, runs: int | None = None) -> Timing | None:
+        """03.1's guest timed from KVM_CREATE_VM to the halt by the script itself, in each of ``runs`` child
+        processes: the VM alone, without the process start every rung of the ladder includes. Shown apart
+        from the ladder, because it is not measured the same way."""
+        if self.kvm_script == Path():
+            return None
+        from helpers.kvm import run_script
+
+        runs = runs or self.PROFILES[self.profile][1]
+        samples = [run_script(self.kvm_script).create_to_halt_s * 1000 for _ in range(runs)]
+        return Timing("kvm-inside", "raw KVM guest, KVM_CREATE_VM to halt (inside the process)", samples, 0,
+                      f"python {self.kvm_script.name}", "not comparable with the ladder: no process start")
+
     # memory
 
     def _sleeper(self, argv: list[str], key: str, label: str, prefix: Sequence[str] = (),
@@ -583,18 +328,18 @@ class Bench:
                                    start_new_session=True)
         tree = [process.pid]
         try:
-            _settle()
+            settle()
             if process.poll() is not None:
                 raise BenchError(f"{shlex.join(argv)} exited early: {process.stderr.read().decode().strip()}")
             tree = descendants(process.pid)
-            parents = {_parent(pid) for pid in tree}
+            parents = {parent(pid) for pid in tree}
             workload = [pid for pid in tree if pid not in parents]
             beside = [pid for pid in tree if pid in parents]
-            names = sorted({_comm(pid) for pid in beside})
+            names = sorted({name(pid) for pid in beside})
             return MemoryRow(key, label, sum(map(rss_kib, workload)), sum(map(pss_kib, workload)),
                              sum(map(pss_kib, beside)), note=", ".join(names))
         finally:
-            parents = {_parent(pid) for pid in tree}
+            parents = {parent(pid) for pid in tree}
             leaves = [pid for pid in tree if pid not in parents and pid != process.pid]
             for pid in leaves:
                 with contextlib.suppress(ProcessLookupError):
@@ -633,11 +378,13 @@ class Bench:
         if self.client is not None:
             rows.append(self.docker_memory())
         if self.assets is not None:
-            from helpers.vm import boot
+            from helpers.qemu import boot
 
             result = boot(self.assets)
-            rows.append(MemoryRow("vm", "Linux VM (QEMU, 256 MiB guest)", 0, 0, result.qemu_pss_kib or 0,
-                                  note=f"QEMU; peak RSS {result.qemu_peak_rss_kib} KiB"))
+            self.vm_retries += result.attempts - 1
+            rows.append(MemoryRow("vm", f"Linux VM (QEMU, {result.memory_mb} MiB guest)", 0, 0,
+                                  result.qemu_pss_kib or 0, note=f"QEMU; peak RSS {result.qemu_peak_rss_kib} KiB",
+                                  guest_ram_kib=result.guest_ram_kib))
         return rows
 
     def docker_memory(self) -> MemoryRow:
@@ -645,10 +392,10 @@ class Bench:
         container = self.client.containers.run(IMAGE, ["sleep", "30"], detach=True, network_mode="none",
                                                name=f"{CONTAINER_PREFIX}memory")
         try:
-            _settle()
+            settle()
             container.reload()
             pid = container.attrs["State"]["Pid"]
-            shim = _parent(pid)
+            shim = parent(pid)
             usage = container.stats(stream=False)["memory_stats"].get("usage")
             return MemoryRow("docker", "Docker container", sum(rss_kib(p) for p in descendants(pid)),
                              sum(pss_kib(p) for p in descendants(pid)), pss_kib(shim),
@@ -712,11 +459,11 @@ class Bench:
             for starter in starters:
                 starter.wait(120)
             try:
-                _settle()
+                settle()
                 pss = 0
                 for name in names:
                     pid = self.client.containers.get(name).attrs["State"]["Pid"]
-                    shim = _parent(pid)
+                    shim = parent(pid)
                     pss += sum(pss_kib(p) for p in descendants(shim))
             finally:
                 for name in names:
@@ -727,7 +474,7 @@ class Bench:
 
     def scale_vms(self, counts: Sequence[int] = (1, 2, 4)) -> list[dict[str, Any]]:
         """Boot N VMs at once: time until all have powered off; the sum of their QEMU processes' PSS."""
-        from helpers.vm import boot
+        from helpers.qemu import boot
 
         rows = []
         for n in counts:
@@ -769,13 +516,17 @@ class Bench:
             "scale": (self.scale_containers() if self.client is not None else [])
             + (self.scale_vms() if self.assets is not None else []),
         }
+        inside = self.kvm_inside()
+        results["kvm_inside"] = inside.to_dict() if inside else None
+        results["vm_retries"] = self.vm_retries
         results["unavailable"] = dict(self.unavailable)
         return results
 
 
 def machine() -> dict[str, Any]:
     """What the numbers were measured on: CPU, cores, memory, kernel, virtualisation, tool versions."""
-    from helpers.vm import accelerator, what_am_i
+    from helpers.kvm import what_am_i
+    from helpers.qemu import accelerator
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -810,23 +561,10 @@ def load_published(path: Path = PUBLISHED) -> list[dict[str, Any]]:
 
 def main(args: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.bench", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command")
-    timer = sub.add_parser("time", help="time one command with this harness and print the samples (ms) as JSON")
-    timer.add_argument("--runs", type=int, default=20)
-    timer.add_argument("--warmup", type=int, default=3)
-    timer.add_argument("argv", nargs=argparse.REMAINDER)
     parser.add_argument("--out", type=Path, help="write the results here as JSON")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     parser.add_argument("--quick", action="store_true", help="fewer runs per rung (a smoke test)")
     options = parser.parse_args(args)
-    if options.command == "time":
-        argv = options.argv[1:] if options.argv[:1] == ["--"] else options.argv
-        try:
-            print(json.dumps(time_command(argv, options.runs, options.warmup)))
-        except BenchError as exc:
-            print(exc, file=sys.stderr)
-            return 1
-        return 0
     if options.out and options.out.exists() and not options.force:
         print(f"{options.out} exists: pass --force to overwrite it", file=sys.stderr)
         return 2

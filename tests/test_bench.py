@@ -1,4 +1,5 @@
-"""helpers.bench: the statistics, the timing harness, process memory, the recorded and published figures."""
+"""helpers.timing, helpers.procmem and helpers.bench: the statistics, the timing harness, process memory,
+the recorded and published figures."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import bench
-from helpers.bench import BenchError, Timing, percentile
+from helpers import bench, procmem, timing
+from helpers.timing import MIN_RUNS_FOR_P95, BenchError, Timing, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_root_namespaces = pytest.mark.needs("root", "namespaces")
@@ -29,40 +30,42 @@ def test_percentile_interpolates_between_ranks():
 
 
 def test_timing_summary_and_ratio_round_trip():
-    timing = Timing("x", "x rung", [1.0, 2.0, 3.0, 10.0], warmup=2, hyperfine_median_ms=2.0, check_median_ms=2.5)
-    assert (timing.min, timing.median) == (1.0, 2.5)
-    assert timing.p95 == pytest.approx(8.95)
-    assert timing.ratio == 1.25
-    data = timing.to_dict()
-    assert data["runs"] == 4 and data["median_ms"] == 2.5
-    assert Timing.from_dict(json.loads(json.dumps(data))) == timing
+    few = Timing("x", "x rung", [1.0, 2.0, 3.0, 10.0], warmup=2, hyperfine_median_ms=2.0, check_median_ms=2.5)
+    assert (few.min, few.median) == (1.0, 2.5)
+    assert few.p95 is None  # four runs say nothing about the slowest 5 %
+    assert few.ratio == 1.25
+    data = few.to_dict()
+    assert data["runs"] == 4 and data["median_ms"] == 2.5 and data["p95_ms"] is None
+    assert Timing.from_dict(json.loads(json.dumps(data))) == few
+    many = Timing("y", "y rung", [float(v) for v in range(1, MIN_RUNS_FOR_P95 + 1)], warmup=0)
+    assert many.p95 == pytest.approx(percentile(many.samples_ms, 95))
     assert Timing("y", "y", [1.0], 0).ratio is None
 
 
 def test_time_command_counts_runs_not_warmups_and_measures_a_known_sleep():
     calls = []
-    samples = bench.time_command(["sleep", "0.05"], runs=3, warmup=2, on_run=lambda: calls.append(1))
+    samples = timing.time_command(["sleep", "0.05"], runs=3, warmup=2, on_run=lambda: calls.append(1))
     assert len(samples) == 3 and len(calls) == 3
     assert all(45 <= ms < 1000 for ms in samples), samples  # at least the sleep, and not absurdly more
 
 
 def test_a_failing_or_missing_command_is_a_clear_error():
     with pytest.raises(BenchError, match="exit status 1"):
-        bench.time_command(["false"], runs=2, warmup=1)
+        timing.time_command(["false"], runs=2, warmup=1)
     with pytest.raises(BenchError, match="not installed"):
-        bench.time_command(["no-such-command-here"], runs=1, warmup=0)
+        timing.time_command(["no-such-command-here"], runs=1, warmup=0)
     with pytest.raises(BenchError, match="did not finish"):
-        bench.time_command(["sleep", "5"], runs=1, warmup=1, timeout=0.2)
+        timing.time_command(["sleep", "5"], runs=1, warmup=1, timeout=0.2)
 
 
 def test_time_call_excludes_warmups():
     seen = []
-    samples = bench.time_call(lambda: seen.append(time.sleep(0.01)), runs=2, warmup=1)
+    samples = timing.time_call(lambda: seen.append(time.sleep(0.01)), runs=2, warmup=1)
     assert len(seen) == 3 and len(samples) == 2 and min(samples) >= 9
 
 
-def test_time_subcommand_prints_samples_as_json():
-    done = subprocess.run([sys.executable, "-m", "helpers.bench", "time", "--runs", "4", "--warmup", "1", "--",
+def test_timing_command_line_prints_samples_as_json():
+    done = subprocess.run([sys.executable, "-m", "helpers.timing", "--runs", "4", "--warmup", "1", "--",
                            "true"], capture_output=True, text=True, cwd=ROOT, timeout=60, check=True)
     samples = json.loads(done.stdout)
     assert len(samples) == 4 and all(isinstance(ms, float) and ms > 0 for ms in samples)
@@ -70,7 +73,7 @@ def test_time_subcommand_prints_samples_as_json():
 
 @pytest.mark.skipif(shutil.which("hyperfine") is None, reason="hyperfine is not installed")
 def test_hyperfine_agrees_with_the_harness_on_a_sleep(tmp_path):
-    (median,) = bench.hyperfine([["sleep", "0.05"]], runs=3, warmup=1, folder=tmp_path)
+    (median,) = timing.hyperfine([["sleep", "0.05"]], runs=3, warmup=1, folder=tmp_path)
     assert 45 <= median < 1000
     assert not list(tmp_path.iterdir())  # its report file was read and removed
 
@@ -79,24 +82,40 @@ def test_descendants_and_memory_of_a_process_tree():
     parent = subprocess.Popen(["sh", "-c", "sleep 30 & wait"], start_new_session=True)
     try:
         deadline = time.monotonic() + 5
-        while len(bench.descendants(parent.pid)) < 2 and time.monotonic() < deadline:
+        while len(procmem.descendants(parent.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
-        tree = bench.descendants(parent.pid)
+        tree = procmem.descendants(parent.pid)
         assert tree[0] == parent.pid and len(tree) == 2
-        assert bench.rss_kib(tree[1]) > 0 and 0 < bench.pss_kib(tree[1]) <= bench.rss_kib(tree[1])
+        assert procmem.rss_kib(tree[1]) > 0 and 0 < procmem.pss_kib(tree[1]) <= procmem.rss_kib(tree[1])
     finally:
         os.killpg(parent.pid, 9)
         parent.wait()
-    assert bench.rss_kib(parent.pid) == 0 and bench.pss_kib(parent.pid) == 0  # gone: 0, not an error
+    assert procmem.rss_kib(parent.pid) == 0 and procmem.pss_kib(parent.pid) == 0  # gone: 0, not an error
+    assert procmem.parent(parent.pid) == 0 and procmem.name(parent.pid) == "?"
+
+
+def test_mapping_rss_counts_only_the_touched_part_of_a_mapping_of_that_size():
+    code = ("import mmap, sys; m = mmap.mmap(-1, 96 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS); "
+            "m.write(b'x' * (32 << 20)); print('ready', flush=True); sys.stdin.read()")
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        touched = procmem.mapping_rss_kib(child.pid, 96 << 20)
+        assert 30 * 1024 <= touched <= 34 * 1024
+        assert procmem.peak_rss_kib(child.pid) >= touched
+        assert child.pid in procmem.pids_named(procmem.name(child.pid))
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_progress_writes_one_line_per_step_label_in_a_log(capsys):
-    progress = bench.Progress(4)
+    progress = timing.Progress(4)
     for label in ("a", "a", "b", "b"):
         progress.step(label)
     progress.close()
     assert capsys.readouterr().err.splitlines() == ["[bench] 1/4 a", "[bench] 3/4 b", "[bench] 4/4 b"]
-    silent = bench.Progress(2, enabled=False)
+    silent = timing.Progress(2, enabled=False)
     silent.step("x")
     assert capsys.readouterr().err == ""
 
