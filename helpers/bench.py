@@ -89,7 +89,7 @@ class Bench:
     """Everything the rungs need, made once and removed by :meth:`close`; each measurement is a method."""
 
     # timed runs per rung: (fast rungs, Docker rungs, VM boots); warm-ups come on top
-    PROFILES = {"full": (50, 20, 4), "notebook": (30, 10, 3), "quick": (10, 5, 2)}
+    PROFILES = {"full": (50, 20, 4), "notebook": (40, 10, 3), "quick": (10, 5, 2)}
 
     def __init__(self, progress: bool = True, profile: str = "full"):
         if profile not in self.PROFILES:
@@ -215,9 +215,11 @@ class Bench:
             # 03.1's guest program is a Python script: its rung includes a Python start, so the rung just below
             # it starts the same interpreter and imports the same helper without creating a VM.
             python = [sys.executable, "-c", "import helpers.kvm"]
-            rungs += [Rung("python", "Python start, no VM (baseline for the next rung)", python, runs_fast, 3),
+            rungs += [Rung("python", "Python start, no VM (baseline for the next rung)", python, runs_fast, 3,
+                           compare=False),
                       Rung("kvm", "raw KVM guest, no OS (03.1's kvm_hello.py)", [sys.executable, str(self.kvm_script)],
-                           runs_fast, 3, note="a Python process that creates a VM, runs 15 bytes of code, exits")]
+                           runs_fast, 3, compare=False,
+                           note="a Python process that creates a VM, runs 15 bytes of code, exits")]
         else:
             self.unavailable["kvm"] = "/dev/kvm does not answer KVM ioctls"
         if self.assets is not None:

@@ -142,12 +142,21 @@ def test_crun_prefix_hides_only_the_v2_mount_in_its_own_namespace():
 def test_recorded_results_are_complete_and_ordered():
     results = bench.load_recorded()
     startup = {row["key"]: row for row in results["startup"]}
-    assert {"process", "namespaces", "runc", "docker", "docker-sdk", "docker-bridge", "vm"} <= set(startup)
+    assert {"process", "namespaces", "runc", "docker", "docker-sdk", "docker-bridge", "python", "kvm",
+            "vm"} <= set(startup)
     medians = [startup[key]["median_ms"] for key in ("process", "namespaces", "docker", "vm")]
     assert medians == sorted(medians)
+    assert startup["python"]["median_ms"] < startup["kvm"]["median_ms"]  # the same Python start, plus a VM
     for row in startup.values():
         assert row["runs"] == len(row["samples_ms"]) >= 4
-        assert row["min_ms"] <= row["median_ms"] <= row["p95_ms"]
+        if row["runs"] >= MIN_RUNS_FOR_P95:
+            assert row["min_ms"] <= row["median_ms"] <= row["p95_ms"]
+        else:
+            assert row["p95_ms"] is None and row["min_ms"] <= row["median_ms"]
+    assert isinstance(results["vm_retries"], int) and results["vm_retries"] >= 0
+    assert results["kvm_inside"]["median_ms"] < startup["kvm"]["median_ms"]
+    vm_memory = next(row for row in results["memory"] if row["key"] == "vm")
+    assert 0 < vm_memory["guest_ram_kib"] < vm_memory["runtime_pss_kib"]
     for key in ("process", "namespaces"):
         assert startup[key]["ratio"] is not None
     assert {"cpu", "cores", "kernel", "accelerator"} <= set(results["machine"])
