@@ -165,6 +165,18 @@ def _v1_parent(controller: str, mounts: dict[str, tuple[Path, str]], own: dict[s
     return mountpoint
 
 
+def group_parent(controller: str = "memory") -> Path:
+    """The folder in which a new group for ``controller`` goes, the way :class:`Cgroup` places its own: on v1
+    inside the calling process's group of that hierarchy (``/sys/fs/cgroup/memory`` on most machines), on v2
+    the root ``/sys/fs/cgroup``. For a cell that makes a group by hand with mkdir, write and rmdir."""
+    version = cgroup_version()
+    if version == "v1":
+        return _v1_parent(controller, _v1_mounts(), _v1_own_paths())
+    if version == "v2":
+        return CGROUP_ROOT
+    raise CgroupError("no cgroup file system is mounted (see helpers.env.need('cgroups'))")
+
+
 # --- the cgroup ---------------------------------------------------------------------------------
 
 

@@ -243,3 +243,18 @@ def test_a_child_that_cannot_join_the_group_never_runs_the_command(fake_v2, tmp_
         with pytest.raises(containers.CgroupError, match="did not run"):
             group.run(["touch", str(marker)])
     assert not marker.exists()
+
+
+@needs_cgroups
+def test_group_parent_is_where_cgroup_puts_its_groups_and_a_group_made_by_hand_works_there():
+    parent = containers.group_parent("memory")
+    with Cgroup("parent", controllers=("memory",)) as group:
+        assert group.paths["memory"].parent == parent
+    by_hand = parent / f"cloudnotes-by-hand-test-{os.getpid()}"
+    by_hand.mkdir()
+    try:
+        assert (by_hand / "cgroup.procs").exists()
+        assert (by_hand / "cgroup.procs").read_text() == ""
+    finally:
+        by_hand.rmdir()
+    assert not by_hand.exists()
