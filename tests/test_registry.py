@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -18,19 +19,28 @@ def client():
     import docker
 
     client = docker.from_env()
-    before = {image.id for image in client.images.list(all=True)}
     yield client
-    added = [image for image in client.images.list(all=True) if image.id not in before]
-    for image in sorted(added, key=lambda image: image.attrs["Created"], reverse=True):
-        if any(image.id == left.id for left in client.images.list(all=True)):
-            client.images.remove(image.id, force=True)
     client.close()
 
 
+@pytest.fixture
+def made(client):
+    """The image names a test creates (all under its own registry's address), removed by name afterwards:
+    other work on the same engine keeps its images."""
+    import docker
+
+    names: list[str] = []
+    yield names
+    for name in reversed(names):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.images.remove(name, force=True)
+
+
 @needs_registry
-def test_a_registry_with_a_login_refuses_anonymous_pushes_and_stores_blobs_once(client, tmp_path):
+def test_a_registry_with_a_login_refuses_anonymous_pushes_and_stores_blobs_once(client, made, tmp_path):
     with registry.Registry(tmp_path, users={"student": "pw"}) as reg:
         assert reg.address.startswith("127.0.0.1:") and reg.catalog() == []
+        made += [f"{reg.address}/test/one:1", f"{reg.address}/test/two:1"]
         image = images.busybox_image(client, f"{reg.address}/test/one:1")
         pushed = client.images.push(f"{reg.address}/test/one", "1", stream=True, decode=True)
         assert any("no basic auth credentials" in line.get("error", "") for line in pushed)
@@ -51,24 +61,56 @@ def test_a_registry_with_a_login_refuses_anonymous_pushes_and_stores_blobs_once(
     assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
 
 
+def _docker_cli(config, *args, stdin=None):
+    """The docker command line with its own config folder (never the user's ~/.docker)."""
+    import subprocess
+
+    done = subprocess.run(["docker", *args], input=stdin, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "DOCKER_CONFIG": str(config)}, check=False)
+    assert done.returncode == 0, f"docker {' '.join(args)}: {done.stderr.strip()}"
+    return done.stdout
+
+
 @needs_registry
-def test_a_manifest_list_points_each_platform_at_its_own_manifest(client, tmp_path):
-    with registry.Registry(tmp_path / "registry") as reg:
+def test_a_manifest_list_points_each_platform_at_its_own_manifest(client, made, tmp_path):
+    import shutil
+
+    if shutil.which("docker") is None:
+        pytest.skip("no docker command line program")
+    config = tmp_path / "docker-config"
+    with registry.Registry(tmp_path / "registry", users={"student": "pw"}) as reg:
+        _docker_cli(config, "login", "--username", "student", "--password-stdin", reg.address, stdin="pw")
+        assert (config / "config.json").exists() and reg.address in (config / "config.json").read_text()
         variants = {}
         for arch in ("amd64", "arm64"):
             folder = tmp_path / arch
             busybox_rootfs(folder / "rootfs")  # the same busybox: only the recorded platform differs
             (folder / "rootfs" / "arch").write_text(arch)  # ...and this file, so the cache cannot merge them
             (folder / "Dockerfile").write_text("FROM scratch\nCOPY rootfs/ /\n")
-            client.images.build(path=str(folder), tag=f"{reg.address}/test/multi:{arch}", platform=f"linux/{arch}")
-            client.images.push(f"{reg.address}/test/multi", arch)
-            variants[f"linux/{arch}"] = registry.manifest(reg, "test/multi", arch)
-        index = registry.put_manifest_list(reg, "test/multi", "1", variants)
-        assert index.media_type == registry.DOCKER_MANIFEST_LIST
-        listed = {entry["platform"]["architecture"]: entry["digest"] for entry in index.content["manifests"]}
-        assert listed == {"amd64": variants["linux/amd64"].digest, "arm64": variants["linux/arm64"].digest}
-        pulled = client.images.pull(f"{reg.address}/test/multi", tag="1", platform="linux/arm64")
-        assert pulled.attrs["Architecture"] == "arm64"
+            made.append(f"{reg.address}/test/multi:{arch}")
+            client.images.build(path=str(folder), tag=f"{reg.address}/test/multi:{arch}", platform=f"linux/{arch}",
+                                labels=images.LABELS)
+            _docker_cli(config, "push", f"{reg.address}/test/multi:{arch}")
+            variants[arch] = registry.manifest(reg, "test/multi", arch)
+        listed = f"{reg.address}/test/multi:1"
+        made.append(listed)
+        _docker_cli(config, "manifest", "create", "--insecure", listed,
+                    *(f"{reg.address}/test/multi:{arch}" for arch in variants))
+        pushed = _docker_cli(config, "manifest", "push", "--insecure", "--purge", listed).strip()
+        index = registry.manifest(reg, "test/multi", "1")
+        assert index.media_type == registry.DOCKER_MANIFEST_LIST and index.digest == pushed
+        platforms = {entry["platform"]["architecture"]: entry["digest"] for entry in index.content["manifests"]}
+        assert platforms == {arch: variant.digest for arch, variant in variants.items()}
+        _docker_cli(config, "pull", "--platform", "linux/arm64", listed)
+        assert client.images.get(listed).attrs["Architecture"] == "arm64"
+
+
+@needs_registry
+def test_the_password_hashes_are_cheap_to_check(tmp_path):
+    with registry.Registry(tmp_path, users={"student": "pw"}) as reg:
+        line = (tmp_path / "htpasswd").read_text().strip()
+        assert line.startswith(f"student:$2b${registry.BCRYPT_COST:02d}$")
+        assert reg.get("/v2/")[0] is not None
 
 
 def test_registry_without_a_program_is_a_clear_error(tmp_path, monkeypatch):
