@@ -175,14 +175,15 @@ class Build:
         return self.states.count("cached")
 
 
-def build(client: Any, folder: Path, tag: str, dockerfile: str = "Dockerfile") -> Build:
-    """Build like ``docker build -t TAG -f DOCKERFILE FOLDER``, reading the daemon's step-by-step log."""
+def build(client: Any, folder: Path, tag: str, dockerfile: str = "Dockerfile", nocache: bool = False) -> Build:
+    """Build like ``docker build -t TAG -f DOCKERFILE FOLDER`` with the classic builder (``--no-cache`` when
+    ``nocache``), reading the daemon's step-by-step log."""
     import docker
 
     steps: list[tuple[str, str]] = []
     start = time.perf_counter()
     for chunk in client.api.build(path=str(folder), tag=tag, dockerfile=dockerfile, rm=True, forcerm=True,
-                                  labels=LABELS, decode=True):
+                                  nocache=nocache, labels=LABELS, decode=True):
         if "error" in chunk:
             raise docker.errors.BuildError(chunk["error"].strip(), [])
         line = chunk.get("stream", "").strip()
