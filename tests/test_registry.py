@@ -89,7 +89,7 @@ def test_a_manifest_list_points_each_platform_at_its_own_manifest(client, made, 
             (folder / "Dockerfile").write_text("FROM scratch\nCOPY rootfs/ /\n")
             made.append(f"{reg.address}/test/multi:{arch}")
             client.images.build(path=str(folder), tag=f"{reg.address}/test/multi:{arch}", platform=f"linux/{arch}",
-                                labels=images.LABELS)
+                                labels=images.LABELS, rm=True, forcerm=True)  # no intermediate containers left
             _docker_cli(config, "push", f"{reg.address}/test/multi:{arch}")
             variants[arch] = registry.manifest(reg, "test/multi", arch)
         listed = f"{reg.address}/test/multi:1"
