@@ -120,9 +120,14 @@ def python_base(client: Any) -> Base:
 
     Both have Python 3.11 with ``venv``, so the same Dockerfile builds on either.
     """
+    import docker
+
     if pull_or_none(client, PYTHON_IMAGE) is not None:
         return Base(PYTHON_IMAGE, "pulled from Docker Hub (the official python image)", True)
-    import_tarball(client, debian_tarball(include=PYTHON_PACKAGES), PYTHON_LOCAL, "python3")
+    try:
+        client.images.get(PYTHON_LOCAL)  # made by an earlier run: importing again would leave that one untagged
+    except docker.errors.ImageNotFound:
+        import_tarball(client, debian_tarball(include=PYTHON_PACKAGES), PYTHON_LOCAL, "python3")
     return Base(PYTHON_LOCAL, "built here: Debian 12 minbase with python3, by debootstrap and docker import "
                 "(no image registry answers)", False)
 

@@ -145,3 +145,20 @@ def test_the_recorded_parent_images_and_wheels_have_sources_and_match_the_lock()
     lab1 = (root / "notebooks" / "labs" / "lab1" / "requirements.txt").read_text(encoding="utf-8")
     direct = {line.split(">=")[0].strip() for line in lab1.splitlines() if line and not line.startswith("#")}
     assert direct <= {row["name"] for row in data["wheels"]["packages"] if row["in"] == "Lab 1"}
+
+
+@pytest.mark.needs("docker", "debootstrap")
+def test_python_base_made_twice_is_one_image_and_leaves_nothing_untagged(client):
+    if images.pull_or_none(client, images.PYTHON_IMAGE) is not None:
+        pytest.skip("Docker Hub answers: the official image is used, nothing is imported")
+    had = any(images.PYTHON_LOCAL in image.tags for image in client.images.list())
+    try:
+        first = images.python_base(client)
+        first_id = client.images.get(first.tag).id
+        second = images.python_base(client)
+        assert client.images.get(second.tag).id == first_id
+        labelled = client.images.list(all=True, filters={"label": "cloudnotes=course", "dangling": True})
+        assert labelled == [], "an import left an untagged copy of the parent image"
+    finally:
+        if not had:
+            client.images.remove(images.PYTHON_LOCAL, force=True)
