@@ -103,7 +103,7 @@ def debian_base(client: Any, tag: str = f"cloudnotes/debian:{DEBIAN_SUITE}-minba
 
 PYTHON_IMAGE = "python:3.11-slim"  # the lecture's parent image, on Docker Hub
 PYTHON_LOCAL = "cloudnotes/python:3.11-bookworm"
-PYTHON_PACKAGES = ("python3", "python3-venv")
+PYTHON_PACKAGES = ("python3", "python3-venv", "python3-pip")
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class Base:
 def python_base(client: Any) -> Base:
     """``python:3.11-slim`` from Docker Hub where it answers, else Debian 12's Python 3.11 imported here.
 
-    Both have Python 3.11 with ``venv``, so the same Dockerfile builds on either.
+    Both have Python 3.11 with ``venv`` and pip, so the same Dockerfile builds on either.
     """
     import docker
 
@@ -128,7 +128,7 @@ def python_base(client: Any) -> Base:
         client.images.get(PYTHON_LOCAL)  # made by an earlier run: importing again would leave that one untagged
     except docker.errors.ImageNotFound:
         import_tarball(client, debian_tarball(include=PYTHON_PACKAGES), PYTHON_LOCAL, "python3")
-    return Base(PYTHON_LOCAL, "built here: Debian 12 minbase with python3, by debootstrap and docker import "
+    return Base(PYTHON_LOCAL, "built here: Debian 12 minbase with python3 and pip, by debootstrap and docker import "
                 "(no image registry answers)", False)
 
 
@@ -180,15 +180,15 @@ class Build:
         return self.states.count("cached")
 
 
-def build(client: Any, folder: Path, tag: str, dockerfile: str = "Dockerfile", nocache: bool = False) -> Build:
-    """Build like ``docker build -t TAG -f DOCKERFILE FOLDER`` with the classic builder (``--no-cache`` when
-    ``nocache``), reading the daemon's step-by-step log."""
+def build(client: Any, folder: Path, tag: str, dockerfile: str = "Dockerfile") -> Build:
+    """Build like ``docker build -t TAG -f DOCKERFILE FOLDER`` with the classic builder, reading the daemon's
+    step-by-step log."""
     import docker
 
     steps: list[tuple[str, str]] = []
     start = time.perf_counter()
     for chunk in client.api.build(path=str(folder), tag=tag, dockerfile=dockerfile, rm=True, forcerm=True,
-                                  nocache=nocache, labels=LABELS, decode=True):
+                                  labels=LABELS, decode=True):
         if "error" in chunk:
             raise docker.errors.BuildError(chunk["error"].strip(), [])
         line = chunk.get("stream", "").strip()
