@@ -151,6 +151,8 @@ def _docker() -> dict[str, set[str]]:
                 "docker images": {", ".join(i.tags) or i.short_id for i in client.images.list(all=True, filters=own)},
                 "docker volumes": {v.name for v in client.volumes.list(filters=own)},
                 "docker networks": {n.name for n in client.networks.list(filters=own)},
+                # BuildKit's cache has no labels: every entry counts, so a run that leaves one is caught
+                "docker build cache": {record["ID"] for record in client.df().get("BuildCache") or []},
                 "docker swarm": {f"swarm {swarm}"},
                 "docker images (any)": {", ".join(i.tags) or i.short_id for i in client.images.list()},
                 "docker services (any)": services,
