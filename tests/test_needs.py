@@ -31,8 +31,8 @@ TESTS = Path(__file__).resolve().parent
 USES = {
     "docker": r"docker\.from_env\(|\.containers\.run\(|busybox_image\(|images\.build\(",
     "cgroups": r"\bCgroup\(",
-    "kvm-ioctl": r"kvm_hello",
-    "qemu": r"\bvm\.boot\(",
+    "kvm-ioctl": r"kvm\.run_script\(",
+    "qemu": r"\bqemu\.boot\(",
     "busybox": r"busybox_rootfs\(|prepare_guest\(\)",
     "namespaces": r"private_mounts_without_unified|\bunshare\b",
     "root": r"delayed_link\(|\bchroot\b",
