@@ -386,7 +386,7 @@ class Bench:
             self.vm_retries += result.attempts - 1
             rows.append(MemoryRow("vm", f"Linux VM (QEMU, {result.memory_mb} MiB guest)", 0, 0,
                                   result.qemu_pss_kib or 0, note=f"QEMU; peak RSS {result.qemu_peak_rss_kib} KiB",
-                                  guest_ram_kib=result.guest_ram_kib))
+                                  guest_ram_kib=result.guest_ram_kib, guest_given_mib=result.memory_mb))
         return rows
 
     def docker_memory(self) -> MemoryRow:

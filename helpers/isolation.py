@@ -67,16 +67,6 @@ def encode_capabilities(names: list[str] | set[str] | frozenset[str]) -> int:
     return sum(1 << CAPABILITIES.index(name) for name in names)
 
 
-def status_fields(text: str) -> dict[str, str]:
-    """``Name:\\tvalue`` lines (the format of /proc/PID/status) as a dictionary; other lines are ignored."""
-    fields = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key and " " not in key and key[0].isalpha():
-            fields[key] = value.strip()
-    return fields
-
-
 @dataclass(frozen=True)
 class ProcMount:
     """One mount on /proc or below it, as /proc/self/mounts lists it."""

@@ -80,12 +80,6 @@ def contents(folder: Path) -> list[tuple[str, str, int | None]]:
     return sorted(found)
 
 
-def folder_bytes(folder: Path) -> int:
-    """Bytes of the regular files in one layer folder (what ``du`` would count, less the folders)."""
-    return sum(os.lstat(Path(root) / name).st_size for root, _, names in os.walk(folder) for name in names
-               if stat.S_ISREG(os.lstat(Path(root) / name).st_mode))
-
-
 @dataclass(frozen=True)
 class HistoryEntry:
     """One entry of an image's history (one Dockerfile instruction) and the layer it made, if any."""

@@ -102,6 +102,7 @@ class MemoryRow:
     cgroup_usage_kib: int | None = None  # the container's own memory counter, where there is one
     note: str = ""
     guest_ram_kib: int | None = None  # for a VM: the part of QEMU's memory that is guest RAM the guest touched
+    guest_given_mib: int | None = None  # for a VM: the memory it was given (-m), which it may come to touch
 
     @property
     def total_pss_kib(self) -> int:

@@ -157,6 +157,7 @@ def test_recorded_results_are_complete_and_ordered():
     assert results["kvm_inside"]["median_ms"] < startup["kvm"]["median_ms"]
     vm_memory = next(row for row in results["memory"] if row["key"] == "vm")
     assert 0 < vm_memory["guest_ram_kib"] < vm_memory["runtime_pss_kib"]
+    assert vm_memory["guest_ram_kib"] < vm_memory["guest_given_mib"] * 1024
     for key in ("process", "namespaces"):
         assert startup[key]["ratio"] is not None
     assert {"cpu", "cores", "kernel", "accelerator"} <= set(results["machine"])

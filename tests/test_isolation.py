@@ -18,7 +18,6 @@ from helpers.isolation import (
     encode_capabilities,
     keyed_lines,
     proc_mounts,
-    status_fields,
 )
 
 # What `docker run` of a busybox image printed for the facts command on Docker Engine 20.10.24 (cgroup v1 host).
@@ -78,12 +77,12 @@ def test_edge_masks_are_named_not_dropped():
 
 
 def test_this_process_has_no_capability_the_table_does_not_know():
-    status = status_fields(Path("/proc/self/status").read_text())
+    status = keyed_lines(Path("/proc/self/status").read_text())
     assert not [name for name in decode_capabilities(status["CapBnd"]) if name.removeprefix("CAP_").isdigit()]
 
 
-def test_status_fields_and_proc_mounts_read_the_kernel_formats():
-    fields = status_fields("Name:\tsh\nCapEff:\t0000000000000000\nSeccomp:\t0\nnot a field\n")
+def test_keyed_lines_and_proc_mounts_read_the_kernel_formats():
+    fields = keyed_lines("Name:\tsh\nCapEff:\t0000000000000000\nSeccomp:\t0\nnot a field\n")
     assert fields == {"Name": "sh", "CapEff": "0000000000000000", "Seccomp": "0"}
     mounts = proc_mounts(DOCKER_OUTPUT + "sysfs /sys sysfs ro 0 0\nproc /process proc rw 0 0\n")
     assert [m.path for m in mounts] == ["/proc", "/proc/bus", "/proc/sys", "/proc/acpi", "/proc/keys"]
